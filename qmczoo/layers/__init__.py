@@ -1,0 +1,1 @@
+"""Reusable layers. Each family is a small module with its own tests; models only wire them."""

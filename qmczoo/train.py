@@ -1,0 +1,317 @@
+"""The VMC loop shared by every ansatz.
+
+:class:`VMC` holds the jitted pieces for one (system, wavefunction, settings) triple:
+walker initialisation, Hartree–Fock pretraining, burn-in and the optimisation step (MCMC
+then KFAC or an optax optimizer on the clipped-energy gradient). :func:`train` drives it,
+with progress, a CSV log, checkpoints and resume; see :mod:`qmczoo.runs` for run folders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any, Callable
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from qmczoo.errors import ConfigError
+from qmczoo.hamiltonian import make_local_energy
+from qmczoo.loss import make_energy_loss
+from qmczoo.sampler import WalkerState, init_walkers, make_mcmc, psi_squared
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = ("kfac", "adam", "sgd")
+DEFAULT_LEARNING_RATE = {"kfac": 0.05, "adam": 3e-3, "sgd": 1e-2}
+# fold_in tags of the non-step phases (optimisation steps use fold_in(key, step))
+_PRETRAIN, _PRETRAIN_OPT, _BURN_IN = 2**31 + 1, 2**31 + 2, 2**31 + 3
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Settings of a VMC run (everything but the system and the ansatz).
+
+    Attributes:
+      steps: optimisation steps.
+      batch_size: walkers ``B``.
+      optimizer: "kfac" (default), "adam" or "sgd".
+      learning_rate: initial rate (None: 0.05 for KFAC, 3e-3 for Adam, 1e-2 for SGD),
+        decayed as ``lr / (1 + t / lr_delay) ** lr_decay``.
+      mcmc_steps: Metropolis steps between optimisation steps.
+      burn_in: Metropolis steps before the first optimisation step.
+      step_size, target_acceptance: initial proposal width (bohr) and adaptation target.
+      pretrain_steps, pretrain_basis, pretrain_hf_fraction, pretrain_learning_rate:
+        Hartree–Fock pretraining (0 steps: none).
+      clip_scale: local-energy clipping window for the gradient, in mean absolute deviations.
+      laplacian: "folx" (forward Laplacian), "jvp" or "hessian".
+      damping, norm_constraint, curvature_ema, inverse_update_period: KFAC settings.
+      dtype: "float32" or "float64".
+      seed: random seed (same seed, same run).
+      checkpoint_every: steps between checkpoints (a final one is always written).
+    """
+
+    steps: int = 1000
+    batch_size: int = 256
+    optimizer: str = "kfac"
+    learning_rate: float | None = None
+    lr_delay: float = 10000.0
+    lr_decay: float = 1.0
+    mcmc_steps: int = 10
+    burn_in: int = 100
+    step_size: float = 0.1
+    target_acceptance: float = 0.5
+    pretrain_steps: int = 0
+    pretrain_basis: str = "ccpvdz"
+    pretrain_hf_fraction: float = 0.5
+    pretrain_learning_rate: float = 3e-4
+    clip_scale: float = 5.0
+    laplacian: str = "folx"
+    damping: float = 1e-3
+    norm_constraint: float = 1e-3
+    curvature_ema: float = 0.95
+    inverse_update_period: int = 1
+    dtype: str = "float32"
+    seed: int = 0
+    checkpoint_every: int = 500
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
+        if self.dtype not in ("float32", "float64"):
+            raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        for name in ("steps", "burn_in", "pretrain_steps"):
+            if int(getattr(self, name)) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("batch_size", "mcmc_steps", "checkpoint_every", "inverse_update_period"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.pretrain_hf_fraction <= 1.0:
+            raise ConfigError("pretrain_hf_fraction must lie in [0, 1]")
+
+    @property
+    def lr(self) -> float:
+        return self.learning_rate if self.learning_rate is not None else DEFAULT_LEARNING_RATE[self.optimizer]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown training setting(s) {unknown}; known: {', '.join(sorted(known))}")
+        return cls(**d)
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything a run needs to continue exactly: checkpointed as one tree."""
+
+    step: jnp.ndarray  # int32 scalar: optimisation steps done
+    params: Any
+    opt_state: Any
+    walkers: WalkerState
+    key: jnp.ndarray  # the run's base key; step keys are fold_in(key, step)
+    n_rejected: jnp.ndarray  # int32 scalar: steps rejected by the NaN guard
+
+
+@dataclasses.dataclass
+class StepStats:
+    """Host-side statistics of one optimisation step."""
+
+    step: int
+    energy: float
+    variance: float
+    acceptance: float
+    step_size: float
+    rejected: bool
+
+
+def _tree_all_finite(tree) -> jnp.ndarray:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+class VMC:
+    """The jitted machinery for one system, wavefunction and :class:`TrainConfig`.
+
+    Args:
+      system: a :class:`~qmczoo.systems.System`.
+      wf: a :class:`~qmczoo.wavefunction.Wavefunction`.
+      config: the run's settings.
+    """
+
+    def __init__(self, system, wf, config: TrainConfig):
+        if config.dtype == "float64":
+            jax.config.update("jax_enable_x64", True)
+        self.system, self.wf, self.config = system, wf, config
+        self.dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
+        self.R = jnp.asarray(system.positions, self.dtype)
+        local_energy = make_local_energy(wf.log_psi, np.asarray(system.charges), config.laplacian)
+        self.batch_local_energy = jax.vmap(local_energy, in_axes=(None, 0, None))
+        self.loss = make_energy_loss(wf.batch_log_psi, self.batch_local_energy, config.clip_scale)
+        self.mcmc = jax.jit(make_mcmc(psi_squared(wf.batch_log_psi), config.mcmc_steps,
+                                      config.target_acceptance))
+        self.schedule = lambda t: config.lr / (1.0 + t / config.lr_delay) ** config.lr_decay
+        if config.optimizer == "kfac":
+            self._build_kfac()
+        else:
+            self._build_optax()
+
+    # -- construction -----------------------------------------------------------------
+    def _build_kfac(self):
+        import kfac_jax
+
+        c = self.config
+        self.kfac = kfac_jax.Optimizer(
+            value_and_grad_func=jax.value_and_grad(self.loss, has_aux=True),
+            l2_reg=0.0,
+            norm_constraint=c.norm_constraint,
+            value_func_has_aux=True,
+            value_func_has_rng=True,
+            learning_rate_schedule=self.schedule,
+            curvature_ema=c.curvature_ema,
+            inverse_update_period=c.inverse_update_period,
+            min_damping=1e-4,
+            num_burnin_steps=0,
+            estimation_mode="fisher_exact",
+            multi_device=False,
+        )
+        self._copy = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
+        self._finite = jax.jit(lambda params, energy: _tree_all_finite(params) & jnp.isfinite(energy))
+
+    def _build_optax(self):
+        c = self.config
+        make = {"adam": optax.adam, "sgd": optax.sgd}[c.optimizer]
+        self.tx = optax.chain(optax.clip_by_global_norm(1.0), make(self.schedule))
+        grad_fn = jax.value_and_grad(self.loss, has_aux=True)
+
+        @jax.jit
+        def update(params, opt_state, key, batch):
+            (energy, stats), grads = grad_fn(params, key, batch)
+            updates, new_opt_state = self.tx.update(grads, opt_state, params)
+            new_params = optax.apply_updates(params, updates)
+            ok = jnp.isfinite(energy) & _tree_all_finite(grads)
+            keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
+            return keep(new_params, params), keep(new_opt_state, opt_state), energy, stats, ok
+
+        self._optax_update = update
+
+    # -- state ------------------------------------------------------------------------
+    def init_params(self, key):
+        r0 = init_walkers(key, self.system, 1, dtype=self.dtype).r[0]
+        params = self.wf.init(key, r0, self.R)
+        return jax.tree.map(lambda x: x.astype(self.dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x,
+                            params)
+
+    def initial_state(self, key=None) -> TrainState:
+        """Fresh parameters, walkers and optimizer state (no pretraining, no burn-in)."""
+        key = jax.random.PRNGKey(self.config.seed) if key is None else key
+        k_params, k_walkers, k_opt, k_run = jax.random.split(key, 4)
+        params = self.init_params(k_params)
+        walkers = init_walkers(k_walkers, self.system, self.config.batch_size,
+                               step_size=self.config.step_size, dtype=self.dtype)
+        opt_state = self.init_opt_state(params, walkers, k_opt)
+        return TrainState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=opt_state,
+                          walkers=walkers, key=k_run, n_rejected=jnp.asarray(0, jnp.int32))
+
+    def init_opt_state(self, params, walkers, key):
+        if self.config.optimizer == "kfac":
+            return self.kfac.init(self._copy(params), key, (walkers.r, self.R))
+        return self.tx.init(params)
+
+    # -- phases -----------------------------------------------------------------------
+    def pretrain(self, state: TrainState, steps: int | None = None, progress=None) -> tuple[TrainState, list[float]]:
+        """Hartree–Fock pretraining of the orbitals; returns the new state and the losses.
+
+        ``progress(i, loss)`` is called after each step when given. The optimizer state is
+        re-initialised afterwards (curvature estimates of the old parameters are stale).
+        """
+        from qmczoo.pretrain import make_pretrainer, run_hartree_fock
+
+        steps = self.config.pretrain_steps if steps is None else steps
+        if steps <= 0:
+            return state, []
+        if self.wf.orbitals is None:
+            log.warning("%s has no orbitals(); skipping Hartree-Fock pretraining", self.wf.name)
+            return state, []
+        hf = run_hartree_fock(self.system, self.config.pretrain_basis)
+        init_opt, step = make_pretrainer(self.wf, hf, self.R, learning_rate=self.config.pretrain_learning_rate,
+                                         hf_fraction=self.config.pretrain_hf_fraction)
+        params, walkers = state.params, state.walkers
+        opt_state = init_opt(params)
+        key = jax.random.fold_in(state.key, _PRETRAIN)
+        losses = []
+        for i in range(steps):
+            params, opt_state, walkers, loss = step(params, opt_state, walkers, jax.random.fold_in(key, i))
+            losses.append(float(loss))
+            if progress is not None:
+                progress(i, losses[-1])
+        k_opt = jax.random.fold_in(state.key, _PRETRAIN_OPT)
+        walkers = walkers.replace(step_size=jnp.asarray(self.config.step_size, self.dtype))
+        return state.replace(params=params, walkers=walkers,
+                             opt_state=self.init_opt_state(params, walkers, k_opt)), losses
+
+    def burn_in(self, state: TrainState, steps: int | None = None) -> TrainState:
+        """Metropolis steps with fixed parameters (in calls of ``mcmc_steps`` each)."""
+        steps = self.config.burn_in if steps is None else steps
+        walkers, key = state.walkers, jax.random.fold_in(state.key, _BURN_IN)
+        for i in range(-(-steps // self.config.mcmc_steps)):
+            walkers = self.mcmc(state.params, walkers, jax.random.fold_in(key, i), self.R)
+        return state.replace(walkers=walkers)
+
+    def step(self, state: TrainState) -> tuple[TrainState, StepStats]:
+        """One optimisation step: ``mcmc_steps`` Metropolis steps, then an optimizer update.
+
+        A step whose energy or new parameters are not finite is rejected (parameters and
+        optimizer state stay as they were) and counted in ``n_rejected``.
+        """
+        step = int(state.step)
+        k_mcmc, k_opt = jax.random.split(jax.random.fold_in(state.key, step))
+        walkers = self.mcmc(state.params, state.walkers, k_mcmc, self.R)
+        batch = (walkers.r, self.R)
+        if self.config.optimizer == "kfac":
+            backup = self._copy((state.params, state.opt_state))
+            params, opt_state, out = self.kfac.step(
+                state.params, state.opt_state, k_opt, batch=batch,
+                momentum=jnp.asarray(0.0, self.dtype), damping=jnp.asarray(self.config.damping, self.dtype))
+            energy, stats = out["loss"], out["aux"]
+            ok = bool(self._finite(params, energy))
+            if not ok:
+                params, opt_state = backup
+        else:
+            params, opt_state, energy, stats, ok = self._optax_update(state.params, state.opt_state, k_opt, batch)
+            ok = bool(ok)
+        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, walkers=walkers,
+                                  n_rejected=state.n_rejected + (0 if ok else 1))
+        host = jax.device_get((energy, stats.variance, walkers.acceptance, walkers.step_size))
+        return new_state, StepStats(step=step + 1, energy=float(host[0]), variance=float(host[1]),
+                                    acceptance=float(host[2]), step_size=float(host[3]), rejected=not ok)
+
+
+def build_vmc(system, ansatz, config: TrainConfig) -> VMC:
+    """A :class:`VMC` from a system spec (name, xyz, System...) and an ansatz spec or name."""
+    from qmczoo.registry import AnsatzSpec, get_ansatz
+    from qmczoo.systems import get_system
+
+    system = get_system(system)
+    spec = ansatz if isinstance(ansatz, AnsatzSpec) else get_ansatz(ansatz)
+    return VMC(system, spec.build(system), config)
+
+
+def run_steps(vmc: VMC, state: TrainState, n_steps: int,
+              on_step: Callable[[StepStats, float], None] | None = None) -> tuple[TrainState, list[StepStats]]:
+    """Take ``n_steps`` optimisation steps; ``on_step(stats, elapsed_seconds)`` after each."""
+    history, start = [], time.perf_counter()
+    for _ in range(n_steps):
+        state, stats = vmc.step(state)
+        history.append(stats)
+        if on_step is not None:
+            on_step(stats, time.perf_counter() - start)
+    return state, history
