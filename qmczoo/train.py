@@ -50,7 +50,7 @@ class TrainConfig:
       clip_scale: local-energy clipping window for the gradient, in mean absolute deviations.
       laplacian: "folx" (forward Laplacian), "jvp" or "hessian".
       damping, norm_constraint, curvature_ema, inverse_update_period: KFAC settings.
-      dtype: "float32" or "float64".
+      dtype: "float32" or "float64" (sets jax's global ``jax_enable_x64`` to match).
       seed: random seed (same seed, same run).
       checkpoint_every: steps between checkpoints (a final one is always written).
     """
@@ -148,8 +148,9 @@ class VMC:
     """
 
     def __init__(self, system, wf, config: TrainConfig):
-        if config.dtype == "float64":
-            jax.config.update("jax_enable_x64", True)
+        # kfac-jax (and jax's default dtypes) need the global x64 switch to match the run's
+        # precision: a float64 run turns it on, a float32 run turns it off.
+        jax.config.update("jax_enable_x64", config.dtype == "float64")
         self.system, self.wf, self.config = system, wf, config
         self.dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
         self.R = jnp.asarray(system.positions, self.dtype)

@@ -1,0 +1,38 @@
+"""Checkpoint and resume continue the very same run."""
+
+import numpy as np
+
+from qmczoo import runs
+from qmczoo.train import TrainConfig
+
+
+def _config(steps):
+    return TrainConfig(steps=steps, batch_size=32, pretrain_steps=5, burn_in=10, mcmc_steps=5,
+                       checkpoint_every=3, dtype="float64", seed=3)
+
+
+def test_resume_reproduces_uninterrupted_run(tmp_path):
+    full, part = tmp_path / "full", tmp_path / "part"
+    runs.train("H2", "ferminet", _config(8), full, preset="tiny", progress=False)
+    runs.train("H2", "ferminet", _config(3), part, preset="tiny", progress=False)
+    assert list(runs.read_log(part)["step"]) == [1, 2, 3]
+    result = runs.train(out_dir=part, resume=True, config=TrainConfig(steps=8), progress=False)
+    assert int(result.state.step) == 8
+    a, b = runs.read_log(full), runs.read_log(part)
+    np.testing.assert_array_equal(a["step"], b["step"])
+    np.testing.assert_allclose(b["energy"], a["energy"], rtol=1e-10, atol=0)
+    np.testing.assert_allclose(b["variance"], a["variance"], rtol=1e-10, atol=0)
+    for name in ("config.yaml", "train.csv", "checkpoint.msgpack", "energy.png", "summary.json"):
+        assert (part / name).exists(), name
+
+
+def test_resume_after_a_crash_discards_steps_past_the_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    runs.train("H2", "ferminet", _config(3), run, preset="tiny", progress=False)
+    # a crash after logging steps 4 and 5 but before the next checkpoint
+    with (run / "train.csv").open("a") as f:
+        f.write("4,-1.0,0.1,0.5,0.1,1.0,0\n5,-1.0,0.1,0.5,0.1,1.0,0\n")
+    runs.train(out_dir=run, resume=True, config=TrainConfig(steps=4), progress=False)
+    log = runs.read_log(run)
+    assert list(log["step"]) == [1, 2, 3, 4]
+    assert log["energy"][-1] != -1.0
