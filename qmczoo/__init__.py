@@ -10,6 +10,12 @@ evaluator. Quick start::
 
 __version__ = "0.1.0"
 
+import os as _os
+
+# Before numpy/scipy load OpenBLAS (see qmczoo.threads): small LAPACK calls are much
+# faster single-threaded. Respected only if the user has not set it.
+_os.environ.setdefault("OPENBLAS_NUM_THREADS", _os.environ.get("QMCZOO_BLAS_THREADS", "1"))
+
 from qmczoo.errors import ConfigError, QmczooError, SystemSpecError  # noqa: E402
 from qmczoo.registry import get_ansatz, list_ansatze, list_layers, register_ansatz, register_layer  # noqa: E402
 from qmczoo.systems import System, get_system  # noqa: E402

@@ -23,6 +23,7 @@ from qmczoo.errors import ConfigError
 from qmczoo.hamiltonian import make_local_energy
 from qmczoo.loss import make_energy_loss
 from qmczoo.sampler import WalkerState, init_walkers, make_mcmc, psi_squared
+from qmczoo.threads import limit_blas_threads
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,7 @@ class VMC:
         # kfac-jax (and jax's default dtypes) need the global x64 switch to match the run's
         # precision: a float64 run turns it on, a float32 run turns it off.
         jax.config.update("jax_enable_x64", config.dtype == "float64")
+        limit_blas_threads()
         self.system, self.wf, self.config = system, wf, config
         self.dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
         self.R = jnp.asarray(system.positions, self.dtype)
