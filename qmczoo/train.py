@@ -172,6 +172,9 @@ class VMC:
         import kfac_jax
 
         c = self.config
+        # the curvature factors are symmetric positive definite after damping: Cholesky
+        # inverts them faster than kfac-jax's default LU (a process-wide kfac-jax setting)
+        kfac_jax.utils.set_use_cholesky_inversion(True)
         self.kfac = kfac_jax.Optimizer(
             value_and_grad_func=jax.value_and_grad(self.loss, has_aux=True),
             l2_reg=0.0,
