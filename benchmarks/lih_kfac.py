@@ -49,6 +49,8 @@ def main():
     ap.add_argument("--preset", default="small")
     ap.add_argument("--set", dest="overrides", action="append", default=[],
                     help="TrainConfig field=value (e.g. inverse_update_period=1)")
+    ap.add_argument("--option", dest="options", action="append", default=[],
+                    help="ansatz option=value (e.g. jastrow=simple_ee)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--csv", default=None, help="write step, seconds since start, energy")
     args = ap.parse_args()
@@ -63,7 +65,9 @@ def main():
     config = TrainConfig(batch_size=args.batch, pretrain_steps=args.pretrain, burn_in=args.burn_in,
                          seed=args.seed, **extra)
     system = get_system("LiH")
-    vmc = VMC(system, get_ansatz("ferminet", preset=args.preset).build(system), config)
+    options = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.options)}
+    spec = get_ansatz("ferminet", preset=args.preset, **options)
+    vmc = VMC(system, spec.build(system), config)
     state = vmc.initial_state()
     state, _ = vmc.pretrain(state)
     state = vmc.burn_in(state)
@@ -81,6 +85,7 @@ def main():
         if n in (60, 260) or n % 1000 == 0:
             marks[n] = times[-1]
     t, e = np.array(times), np.array(energies)
+    print(f"ansatz: {spec.name} {spec.options}")
     print(f"settings: {config}")
     print(f"start-up before the first step (imports, HF, pretraining, burn-in): {ready - START:.1f} s")
     print(f"first step (compilation): {first_done - ready:.1f} s")

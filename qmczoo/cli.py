@@ -36,7 +36,7 @@ def _friendly(fn):
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2)
         except KeyboardInterrupt:
-            typer.echo("interrupted: the last checkpoint can be resumed with --resume", err=True)
+            typer.echo("interrupted: progress so far is checkpointed; continue with qmczoo train --resume DIR", err=True)
             raise typer.Exit(130)
 
     return wrapper

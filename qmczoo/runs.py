@@ -212,20 +212,26 @@ def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConf
         bar = bars.task("train", config.steps, completed=min(start_step, config.steps))
         rows, times, step_times, history = [], [], [], []
         loop_start = last = time.perf_counter()
-        for _ in range(start_step, config.steps):
-            state, stats = vmc.step(state)
-            now = time.perf_counter()
-            step_times.append(now - last)
-            last = now
-            rows.append(stats)
-            history.append(stats)
-            times.append(now - loop_start)
-            bar(info=_fmt(stats))
-            done = int(state.step)
-            if out is not None and (done % config.checkpoint_every == 0 or done == config.steps):
+        try:
+            for _ in range(start_step, config.steps):
+                state, stats = vmc.step(state)
+                now = time.perf_counter()
+                step_times.append(now - last)
+                last = now
+                rows.append(stats)
+                history.append(stats)
+                times.append(now - loop_start)
+                bar(info=_fmt(stats))
+                done = int(state.step)
+                if out is not None and (done % config.checkpoint_every == 0 or done == config.steps):
+                    _write_csv_rows(out / "train.csv", rows, offset, times)
+                    rows, times = [], []
+                    checkpoint.save(out / CHECKPOINT, state, {"step": done})
+        except KeyboardInterrupt:
+            if out is not None:  # keep every finished step: the run resumes from here
                 _write_csv_rows(out / "train.csv", rows, offset, times)
-                rows, times = [], []
-                checkpoint.save(out / CHECKPOINT, state, {"step": done})
+                checkpoint.save(out / CHECKPOINT, state, {"step": int(state.step)})
+            raise
         if step_times:
             extra["compile_seconds"] = step_times[0]
         seconds_per_step = float(np.mean(step_times[1:])) if len(step_times) > 1 else float("nan")

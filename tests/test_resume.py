@@ -36,3 +36,30 @@ def test_resume_after_a_crash_discards_steps_past_the_checkpoint(tmp_path):
     log = runs.read_log(run)
     assert list(log["step"]) == [1, 2, 3, 4]
     assert log["energy"][-1] != -1.0
+
+
+def test_an_interrupted_run_keeps_its_finished_steps_and_resumes(tmp_path, monkeypatch):
+    from qmczoo.train import VMC
+
+    original, calls = VMC.step, {"n": 0}
+
+    def flaky_step(self, state):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        return original(self, state)
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(VMC, "step", flaky_step)
+    try:
+        runs.train("H2", "ferminet", _config(8), run, preset="tiny", progress=False)
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the interrupt must reach the caller")
+    monkeypatch.setattr(VMC, "step", original)
+    # steps 4 and 5 came after the last periodic checkpoint (step 3) and are kept all the same
+    assert list(runs.read_log(run)["step"]) == [1, 2, 3, 4, 5]
+    result = runs.train(out_dir=run, resume=True, config=TrainConfig(steps=7), progress=False)
+    assert int(result.state.step) == 7
+    assert list(runs.read_log(run)["step"]) == [1, 2, 3, 4, 5, 6, 7]
