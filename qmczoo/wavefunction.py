@@ -67,16 +67,14 @@ def from_module(module, n_up: int, n_down: int, name: str | None = None) -> Wave
     )
 
 
-def from_haiku(transformed, n_up: int, n_down: int, name: str = "haiku") -> Wavefunction:
+def from_haiku(transformed, n_up: int, n_down: int, name: str = "haiku", takes_rng: bool = True) -> Wavefunction:
     """Wrap a Haiku ``transform``-ed function ``f(r, R) -> (sign, log|psi|)``.
 
-    ``transformed`` is anything with ``init(key, r, R)`` and ``apply(params, key, r, R)``
-    (``hk.transform``) or ``apply(params, r, R)`` (``hk.without_apply_rng``).
+    ``transformed`` is anything with ``init(key, r, R)`` and ``apply(params, rng, r, R)``
+    (``hk.transform``; the engine passes ``rng=None``) or, with ``takes_rng=False``,
+    ``apply(params, r, R)`` (``hk.without_apply_rng``).
     """
-    import inspect
-
-    n_args = len(inspect.signature(transformed.apply).parameters)
-    if n_args >= 4:
+    if takes_rng:
         apply = lambda params, r, R: transformed.apply(params, None, r, R)  # noqa: E731
     else:
         apply = transformed.apply
