@@ -66,7 +66,7 @@ class TrainConfig:
     burn_in: int = 100
     step_size: float = 0.1
     target_acceptance: float = 0.5
-    pretrain_steps: int = 200
+    pretrain_steps: int = 500
     pretrain_basis: str = "ccpvdz"
     pretrain_hf_fraction: float = 0.5
     pretrain_learning_rate: float = 3e-4
