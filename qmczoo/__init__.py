@@ -4,7 +4,7 @@ Every ansatz runs through the same sampler, Hamiltonian, trainer, pretraining an
 evaluator. Quick start::
 
     import qmczoo
-    result = qmczoo.train("LiH", "ferminet", preset="small", out_dir="runs/lih")
+    result = qmczoo.run_training("LiH", "ferminet", preset="small", out_dir="runs/lih")
     print(result.summary["energy"], result.summary["energy_error"])
 """
 
@@ -19,11 +19,24 @@ _os.environ.setdefault("OPENBLAS_NUM_THREADS", _os.environ.get("QMCZOO_BLAS_THRE
 from qmczoo.errors import ConfigError, QmczooError, SystemSpecError  # noqa: E402
 from qmczoo.registry import get_ansatz, list_ansatze, list_layers, register_ansatz, register_layer  # noqa: E402
 from qmczoo.systems import System, get_system  # noqa: E402
-from qmczoo.train import TrainConfig, VMC  # noqa: E402
-from qmczoo.runs import evaluate_run, train  # noqa: E402
+
+# The training machinery pulls in kfac-jax, folx and optax: imported on first use, so that
+# `qmczoo list` and `qmczoo info` start quickly.
+# (`qmczoo.train` is the trainer module; the run-folder function is `run_training`.)
+_LAZY = {"TrainConfig": ("qmczoo.train", "TrainConfig"), "VMC": ("qmczoo.train", "VMC"),
+         "run_training": ("qmczoo.runs", "train"), "evaluate_run": ("qmczoo.runs", "evaluate_run")}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'qmczoo' has no attribute {name!r}")
 
 __all__ = [
     "ConfigError", "QmczooError", "SystemSpecError", "System", "TrainConfig", "VMC",
     "evaluate_run", "get_ansatz", "get_system", "list_ansatze", "list_layers", "register_ansatz",
-    "register_layer", "train",
+    "register_layer", "run_training",
 ]

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import datetime
 import functools
-import json
 import os
-import sys
 from pathlib import Path
 from typing import List, Optional
 

@@ -7,7 +7,6 @@ an evaluation, ``evaluation.json``. Every function here is what the CLI calls.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import json
@@ -189,7 +188,6 @@ def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConf
             _save_config(out, system, spec, config)
 
     vmc = VMC(system, spec.build(system), config)
-    compile_start = time.perf_counter()
     state = vmc.initial_state()
     extra: dict[str, Any] = {"ansatz": spec.name, "preset": spec.preset}
     with _Progress(progress) as bars:

@@ -1,6 +1,5 @@
 """Hartree–Fock pretraining: pyscf orbitals on walkers, targets, and the fit itself."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

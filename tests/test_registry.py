@@ -96,3 +96,15 @@ def test_haiku_style_transformed_functions_are_adapted():
         r = jnp.ones((3, 3)) * jnp.arange(3)[:, None]
         params = wf.init(jax.random.PRNGKey(0), r, jnp.zeros((1, 3)))
         assert jnp.isfinite(wf.log_psi(params, r, jnp.zeros((1, 3))))
+
+
+def test_top_level_api_names_are_stable():
+    import qmczoo
+    import qmczoo.train as trainer_module
+    from qmczoo import runs
+
+    assert qmczoo.run_training is runs.train and qmczoo.evaluate_run is runs.evaluate_run
+    assert qmczoo.TrainConfig is trainer_module.TrainConfig and qmczoo.VMC is trainer_module.VMC
+    assert qmczoo.get_ansatz is get_ansatz
+    for name in qmczoo.__all__:
+        assert getattr(qmczoo, name) is not None, name
