@@ -53,6 +53,8 @@ def main():
                     help="ansatz option=value (e.g. jastrow=simple_ee)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--csv", default=None, help="write step, seconds since start, energy")
+    ap.add_argument("--eval-steps", type=int, default=500,
+                    help="finally, evaluate the last parameters for this many steps (0: skip)")
     args = ap.parse_args()
 
     import yaml
@@ -100,6 +102,15 @@ def main():
     if len(e) >= WINDOW:
         print(f"300-step mean first within 1.6 mHa at {'never' if first is None else f'{first:.1f} min'}, "
               f"for good from {'never' if good is None else f'{good:.1f} min'}")
+    if args.eval_steps:
+        import jax
+
+        from qmczoo.evaluate import evaluate
+
+        ev = evaluate(vmc, state.params, state.walkers, args.eval_steps, jax.random.PRNGKey(99), burn_in=20)
+        print(f"evaluation of the final parameters ({args.eval_steps} steps x {args.batch} walkers): "
+              f"{ev.energy:.5f} +- {ev.energy_error:.5f} Ha ({1e3 * (ev.energy - EXACT):+.2f} mHa), "
+              f"variance {ev.variance:.4g}")
     if args.csv:
         np.savetxt(args.csv, np.c_[np.arange(1, len(e) + 1), t, e], delimiter=",",
                    header="step,seconds,energy", comments="", fmt=["%d", "%.3f", "%.6f"])
