@@ -23,7 +23,7 @@ from qmczoo.errors import ConfigError, QmczooError
 from qmczoo.registry import AnsatzSpec, get_ansatz
 from qmczoo.statistics import reblock
 from qmczoo.systems import System, get_system
-from qmczoo.train import VMC, StepStats, TrainConfig
+from qmczoo.train import EVALUATION_KEY_TAG, VMC, StepStats, TrainConfig
 
 CSV_COLUMNS = ("step", "energy", "variance", "acceptance", "step_size", "wall_time", "rejected")
 CHECKPOINT = "checkpoint.msgpack"
@@ -240,7 +240,7 @@ def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConf
 
             ebar = bars.task("evaluate", eval_steps)
             evaluation = evaluate(vmc, state.params, state.walkers, eval_steps,
-                                  jax.random.fold_in(state.key, 2**31 + 7), burn_in=10,
+                                  jax.random.fold_in(state.key, EVALUATION_KEY_TAG), burn_in=10,
                                   progress=lambda i, e: ebar(info=f"E={e:.5f}"))
 
     if out is not None:
@@ -284,7 +284,7 @@ def evaluate_run(out_dir: str | Path, steps: int = 1000, *, batch_size: int | No
     state, _ = checkpoint.load(out / CHECKPOINT, template)
     walkers = state.walkers
     key = jax.random.PRNGKey(config.seed if seed is None else seed)
-    key = jax.random.fold_in(key, 2**31 + 11)
+    key = jax.random.fold_in(key, EVALUATION_KEY_TAG)
     if batch_size is not None and batch_size != walkers.r.shape[0]:
         walkers = init_walkers(key, system, batch_size, step_size=float(walkers.step_size), dtype=vmc.dtype)
         burn_in = max(burn_in, 100)

@@ -31,6 +31,7 @@ OPTIMIZERS = ("kfac", "adam", "sgd")
 DEFAULT_LEARNING_RATE = {"kfac": 0.05, "adam": 3e-3, "sgd": 1e-2}
 # fold_in tags of the non-step phases (optimisation steps use fold_in(key, step))
 _PRETRAIN, _PRETRAIN_OPT, _BURN_IN = 2**31 + 1, 2**31 + 2, 2**31 + 3
+EVALUATION_KEY_TAG = 2**31 + 7  # fold_in tag of the key an evaluation after training uses
 
 
 @dataclasses.dataclass
