@@ -143,6 +143,9 @@ def train(
     dtype: str = typer.Option("float32", "--dtype", help="float32 or float64."),
     eval_steps: int = typer.Option(200, "--eval-steps", help="Evaluation steps after training (0: none)."),
     checkpoint_every: int = typer.Option(100, "--checkpoint-every"),
+    monitor_walkers: int = typer.Option(64, "--monitor-walkers",
+                                        help="Walkers of the monitor chain, an honest energy while training (0: off)."),
+    monitor_every: int = typer.Option(5, "--monitor-every", help="Steps between monitor-chain measurements."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
     """Train an ansatz on a molecule; writes config, log, checkpoints, plot and summary to a run folder."""
@@ -159,7 +162,8 @@ def train(
         sys_obj = get_system(system, charge=charge, spin=spin, unit=unit)
         config = TrainConfig(steps=steps, batch_size=batch_size, optimizer=optimizer, learning_rate=lr,
                              mcmc_steps=mcmc_steps, burn_in=burn_in, pretrain_steps=pretrain_steps,
-                             laplacian=laplacian, dtype=dtype, seed=seed, checkpoint_every=checkpoint_every)
+                             laplacian=laplacian, dtype=dtype, seed=seed, checkpoint_every=checkpoint_every,
+                             monitor_walkers=monitor_walkers, monitor_every=monitor_every)
         spec = get_ansatz(ansatz, preset, **parse_overrides(set_))
         out = out or _default_out(sys_obj.name, ansatz)
         typer.echo(f"{sys_obj.describe()} | {ansatz} ({preset}) | run folder {out}")
@@ -170,16 +174,18 @@ def train(
 def _print_summary(summary: dict, out: Optional[Path]):
     from qmczoo.statistics import format_value
 
-    lines = [f"training energy (last {summary['energy_window_steps']} steps): "
-             f"{format_value(summary['energy'], summary['energy_error'])} Ha"]
+    lines = [f"training energy (last {summary['energy_window_steps']} steps, optimistic early in training): "
+             f"{format_value(summary['training_energy'], summary['training_energy_error'])} Ha"]
+    if "monitor_energy" in summary:
+        lines.append(f"monitor-chain energy (same steps, walkers never used for an update): "
+                     f"{format_value(summary['monitor_energy'], summary['monitor_energy_error'])} Ha")
     ev = summary.get("evaluation")
     if ev:
         lines.append(f"evaluated energy ({ev['steps']} steps x {ev['batch_size']} walkers): "
                      f"{format_value(ev['energy'], ev['energy_error'])} Ha, variance {ev['variance']:.4g}")
     if "reference_energy" in summary:
-        best = ev["energy"] if ev else summary["energy"]
-        lines.append(f"reference {summary['reference_energy']:.6f} Ha; "
-                     f"difference {1000 * (best - summary['reference_energy']):+.2f} mHa")
+        lines.append(f"reference {summary['reference_energy']:.6f} Ha; {summary['energy_source']} energy "
+                     f"differs by {summary['error_vs_reference_mha']:+.2f} mHa")
     lines.append(f"{summary['steps']} steps, {summary['seconds_per_step']:.3f} s/step, "
                  f"{summary['rejected_steps']} rejected")
     if out is not None:
