@@ -85,10 +85,9 @@ class Dense(nn.Module):
         init = self.kernel_init or fan_in_normal(self.fan_in or d)
         kernel = self.param("kernel", init, (d, self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else None
-        kernel = kernel.astype(x.dtype)
+        # no dtype casts: the tag must see the parameter leaves themselves
         y = jnp.dot(x, kernel)
         if bias is not None:
-            bias = bias.astype(x.dtype)
             y = y + bias
         # one vector per walker: a dense block; several (kfac-jax flattens the leading axes
         # of a repeated-dense block itself): a repeated-dense block
