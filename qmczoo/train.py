@@ -174,6 +174,7 @@ class VMC:
         self.mcmc = jax.jit(make_mcmc(psi_squared(wf.batch_log_psi), config.mcmc_steps,
                                       config.target_acceptance))
         self._monitor_step = jax.jit(self._make_monitor_step())
+        self._copy = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))  # kfac-jax donates what it is given
         self.schedule = lambda t: config.lr / (1.0 + t / config.lr_delay) ** config.lr_decay
         if config.optimizer == "kfac":
             self._build_kfac()
@@ -202,7 +203,6 @@ class VMC:
             estimation_mode="fisher_exact",
             multi_device=False,
         )
-        self._copy = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
         self._finite = jax.jit(lambda params, energy: _tree_all_finite(params) & jnp.isfinite(energy))
 
     def _build_optax(self):
