@@ -102,7 +102,7 @@ def main():
             marks[n] = times[-1]
         if args.eval_every and times[-1] >= next_snapshot:
             snapshots.append((times[-1], n, vmc._copy((state.params, state.walkers))))
-            next_snapshot += args.eval_every
+            next_snapshot = (times[-1] // args.eval_every + 1) * args.eval_every  # the next multiple
     t, e, m = np.array(times), np.array(energies), np.array(monitor)
     print(f"ansatz: {spec.name} {spec.options}")
     print(f"settings: {config}")
