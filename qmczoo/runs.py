@@ -342,7 +342,9 @@ def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConf
         run folder without a checkpoint (killed before its first one) starts again from
         the beginning.
       unit: unit of the system's coordinates (see :func:`~qmczoo.systems.get_system`;
-        None: angstrom for xyz files, inline strings and atom lists).
+        None: angstrom for xyz files, inline strings and atom lists); for a built
+        :class:`System`, the unit its geometry was read in (recorded in config.yaml and
+        summary.json).
 
     Everything is validated before anything is written. The folder is locked while the
     run trains. A new run that fails before its first checkpoint leaves no files behind;
@@ -370,6 +372,10 @@ def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConf
                                       "the batch size; start a new run with a smaller --batch-size") from None
                 raise
     system, input_unit = read_system(system, unit=unit)
+    if isinstance(system, System) and unit is not None:  # a built System: record the unit it was read in
+        from qmczoo.systems import canonical_unit
+
+        input_unit = canonical_unit(unit)
     spec = ansatz if isinstance(ansatz, AnsatzSpec) else get_ansatz(ansatz, preset, **(options or {}))
     config = config or TrainConfig()
     if not isinstance(config, TrainConfig):
