@@ -38,7 +38,7 @@ CSV_COLUMNS = ("step", "energy", "variance", "acceptance", "step_size", "wall_ti
 CHECKPOINT = "checkpoint.msgpack"
 LOCK_FILE = ".qmczoo.lock"
 # every file a run writes into its folder (a new run refuses a folder holding anything else)
-RUN_FILES = ("config.yaml", "train.csv", CHECKPOINT, CHECKPOINT + ".tmp", "energy.png", "summary.json",
+RUN_FILES = ("config.yaml", "train.csv", "train.csv.tmp", CHECKPOINT, CHECKPOINT + ".tmp", "energy.png", "summary.json",
              "evaluation.json", LOCK_FILE)
 SUMMARY_FRACTION = 0.2  # the summary energy averages the last 20% of training steps
 
@@ -114,9 +114,22 @@ def _truncate_log(out_dir: Path, last_step: int):
         return
     with path.open() as f:
         rows = list(csv.reader(f))
-    keep = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= last_step]
-    with path.open("w", newline="") as f:
+    if not rows:
+        path.unlink()
+        return
+
+    def finished(r):  # a row cut short by a kill is dropped too
+        try:
+            [float(v) for v in r]
+            return len(r) == len(rows[0]) and int(r[0]) <= last_step
+        except ValueError:
+            return False
+
+    keep = [rows[0]] + [r for r in rows[1:] if finished(r)]
+    tmp = path.with_suffix(".csv.tmp")  # replace, never rewrite in place: a kill keeps the old log
+    with tmp.open("w", newline="") as f:
         csv.writer(f).writerows(keep)
+    os.replace(tmp, path)
 
 
 def _save_config(out_dir: Path, system: System, spec: AnsatzSpec, config: TrainConfig, input_unit: str = "bohr"):
