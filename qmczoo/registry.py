@@ -128,8 +128,11 @@ class AnsatzSpec:
 def get_ansatz(name: str, preset: str | None = None, **options) -> AnsatzSpec:
     """Look up ansatz ``name``, apply ``preset`` then ``options`` over its defaults.
 
+    Each option given is checked against the type of its default (:func:`check_option`).
+
     Raises:
-      ConfigError: unknown name, preset or option (the message lists what exists).
+      ConfigError: unknown name, preset or option (the message lists what exists), or an
+        option value of the wrong type or range.
     """
     ansatze = _load()["ansatze"]
     if name not in ansatze:
