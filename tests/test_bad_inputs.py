@@ -238,3 +238,20 @@ def test_bad_inputs_in_a_real_process(tmp_path):
         assert "Traceback" not in proc.stderr
         assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
         assert list(tmp_path.iterdir()) == []
+
+
+def test_plug_in_options_are_type_checked_by_their_defaults(monkeypatch):
+    """The check lives in the registry, so entries from outside get it too."""
+    from qmczoo import registry
+    from qmczoo.errors import ConfigError
+
+    entry = dict(factory="nowhere:factory", defaults={"width": 1.0, "layers": 2, "cusp": True,
+                                                      "dims": [[8, 2]], "mode": "a", "extra": None})
+    monkeypatch.setitem(registry._load()["ansatze"], "toy_plugin", entry)
+    ok = get_ansatz("toy_plugin", width=2, layers=3, cusp=False, dims=[[4, 1], [4, 1]], mode="b", extra=[1])
+    assert ok.options["width"] == 2.0 and ok.options["dims"] == [[4, 1], [4, 1]]
+    for bad, words in [({"width": "wide"}, "finite number"), ({"width": float("nan")}, "finite number"),
+                       ({"layers": 0}, ">= 1"), ({"layers": True}, "integer"), ({"cusp": "yes"}, "true or false"),
+                       ({"dims": [[8]]}, "pairs"), ({"dims": []}, "pairs"), ({"mode": 1}, "string")]:
+        with pytest.raises(ConfigError, match=words):
+            get_ansatz("toy_plugin", **bad)
