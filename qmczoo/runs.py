@@ -118,10 +118,10 @@ def _truncate_log(out_dir: Path, last_step: int):
         path.unlink()
         return
 
-    def finished(r):  # a row cut short by a kill is dropped too
+    def finished(r):  # a row cut short by a kill is dropped too (empty fields are allowed)
         try:
-            [float(v) for v in r]
-            return len(r) == len(rows[0]) and int(r[0]) <= last_step
+            [float(v) for v in r if v != ""]
+            return len(r) >= len(rows[0]) and int(r[0]) <= last_step
         except ValueError:
             return False
 
