@@ -132,11 +132,13 @@ def _default_out(system: str, ansatz: str) -> Path:
 # told apart from a default (needed to refuse flags that conflict with --resume / --config)
 TRAIN_DEFAULTS = dict(system="LiH", ansatz="ferminet", preset="small", steps=2000, seed=0, charge=0, spin=None,
                       unit=None, batch_size=256, optimizer="kfac", lr=None, pretrain_steps=500, mcmc_steps=10,
-                      burn_in=100, laplacian="folx", dtype="float32", eval_steps=200, checkpoint_every=100)
+                      burn_in=100, laplacian="folx", dtype="float32", eval_steps=200, checkpoint_every=100,
+                      monitor_walkers=64, monitor_every=5)
 # CLI option -> TrainConfig field
 _TRAIN_FIELDS = dict(steps="steps", seed="seed", batch_size="batch_size", optimizer="optimizer", lr="learning_rate",
                      pretrain_steps="pretrain_steps", mcmc_steps="mcmc_steps", burn_in="burn_in",
-                     laplacian="laplacian", dtype="dtype", checkpoint_every="checkpoint_every")
+                     laplacian="laplacian", dtype="dtype", checkpoint_every="checkpoint_every",
+                     monitor_walkers="monitor_walkers", monitor_every="monitor_every")
 
 
 def _flag(name: str) -> str:
@@ -243,6 +245,11 @@ def train(
                                              help="Evaluation steps after training: 0 (none) or >= 2 [default: 200]."),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", show_default=False,
                                                    help="Steps between checkpoints [default: 100]."),
+    monitor_walkers: Optional[int] = typer.Option(None, "--monitor-walkers", show_default=False,
+                                                  help="Walkers of the monitor chain, an honest energy while "
+                                                       "training (0: off) [default: 64]."),
+    monitor_every: Optional[int] = typer.Option(None, "--monitor-every", show_default=False,
+                                                help="Steps between monitor-chain measurements [default: 5]."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
     """Train an ansatz on a molecule; writes config, log, checkpoints, plot and summary to a run folder.
@@ -262,7 +269,8 @@ def train(
     given = dict(system=system, ansatz=ansatz, preset=preset, steps=steps, seed=seed, charge=charge, spin=spin,
                  unit=unit, set_=set_, batch_size=batch_size, optimizer=optimizer, lr=lr,
                  pretrain_steps=pretrain_steps, mcmc_steps=mcmc_steps, burn_in=burn_in, laplacian=laplacian,
-                 dtype=dtype, checkpoint_every=checkpoint_every)
+                 dtype=dtype, checkpoint_every=checkpoint_every, monitor_walkers=monitor_walkers,
+                 monitor_every=monitor_every)
     value = {k: (v if v is not None else TRAIN_DEFAULTS.get(k)) for k, v in given.items()}
     eval_steps = TRAIN_DEFAULTS["eval_steps"] if eval_steps is None else eval_steps
     runs._check_eval_steps(eval_steps)
@@ -307,7 +315,8 @@ def train(
         config = TrainConfig(steps=value["steps"], batch_size=value["batch_size"], optimizer=value["optimizer"],
                              learning_rate=value["lr"], mcmc_steps=value["mcmc_steps"], burn_in=value["burn_in"],
                              pretrain_steps=value["pretrain_steps"], laplacian=value["laplacian"],
-                             dtype=value["dtype"], seed=value["seed"], checkpoint_every=value["checkpoint_every"])
+                             dtype=value["dtype"], seed=value["seed"], checkpoint_every=value["checkpoint_every"],
+                             monitor_walkers=value["monitor_walkers"], monitor_every=value["monitor_every"])
         spec = get_ansatz(value["ansatz"], value["preset"], **parse_overrides(set_))
         out = out or _default_out(sys_obj.name, spec.name)
     runs._check_out_dir(Path(out), fresh=True)
@@ -323,19 +332,21 @@ def _print_summary(summary: dict, out: Optional[Path]):
     def finite(x):
         return x is not None and x == x and abs(x) != float("inf")
 
-    if summary.get("energy_window_steps") and finite(summary.get("energy")):
-        lines = [f"training energy (last {summary['energy_window_steps']} steps): "
-                 f"{format_value(summary['energy'], summary['energy_error'])} Ha"]
+    if summary.get("energy_window_steps") and finite(summary.get("training_energy")):
+        lines = [f"training energy (last {summary['energy_window_steps']} steps, optimistic early in training): "
+                 f"{format_value(summary['training_energy'], summary['training_energy_error'])} Ha"]
     else:
         lines = ["no training steps: no training energy"]
+    if finite(summary.get("monitor_energy")):
+        lines.append(f"monitor-chain energy (same steps, walkers never used for an update): "
+                     f"{format_value(summary['monitor_energy'], summary['monitor_energy_error'])} Ha")
     ev = summary.get("evaluation")
     if ev:
         lines.append(f"evaluated energy ({ev['steps']} steps x {ev['batch_size']} walkers): "
                      f"{format_value(ev['energy'], ev['energy_error'])} Ha, variance {ev['variance']:.4g}")
-    best = ev["energy"] if ev else summary.get("energy")
-    if "reference_energy" in summary and finite(best):
-        lines.append(f"reference {summary['reference_energy']:.6f} Ha; "
-                     f"difference {1000 * (best - summary['reference_energy']):+.2f} mHa")
+    if "reference_energy" in summary and finite(summary.get("error_vs_reference_mha")):
+        lines.append(f"reference {summary['reference_energy']:.6f} Ha; {summary['energy_source']} energy "
+                     f"differs by {summary['error_vs_reference_mha']:+.2f} mHa")
     sps = summary.get("seconds_per_step")
     timing = f"{sps:.3f} s/step" if finite(sps) else "no timing (fewer than 2 steps)"
     lines.append(f"{summary['steps']} steps, {timing}, {summary['rejected_steps']} rejected")

@@ -1,4 +1,4 @@
-"""Plots of a run: the training energy against steps."""
+"""Plots of a run: the training and monitor-chain energies against steps."""
 
 from __future__ import annotations
 
@@ -17,11 +17,12 @@ def running_mean(x: np.ndarray, window: int) -> np.ndarray:
 
 
 def plot_training(steps, energies, variances, path: str | Path, *, reference: float | None = None,
-                  title: str = "", evaluation: tuple[float, float] | None = None) -> Path:
+                  title: str = "", evaluation: tuple[float, float] | None = None, monitor=None) -> Path:
     """Write ``energy.png``: energy (raw and running mean) and variance against step.
 
     ``reference`` draws the exact energy; ``evaluation`` = ``(E, sigma)`` draws the
-    evaluated energy band.
+    evaluated energy band; ``monitor`` ``[T]`` (NaN where not measured) draws the running
+    mean of the monitor chain, the honest energy while training.
     """
     import matplotlib
 
@@ -36,6 +37,13 @@ def plot_training(steps, energies, variances, path: str | Path, *, reference: fl
     ax_e.plot(steps[ok], energies[ok], lw=0.6, alpha=0.45, color="tab:blue", label="energy per step")
     ax_e.plot(steps[ok], running_mean(energies[ok], window), lw=1.6, color="tab:blue",
               label=f"running mean ({window} steps)")
+    if monitor is not None:
+        monitor = np.asarray(monitor, dtype=float)
+        seen = np.isfinite(monitor)
+        if seen.sum() > 1:
+            m_window = max(1, min(20, int(seen.sum()) // 10))
+            ax_e.plot(steps[seen], running_mean(monitor[seen], m_window), lw=1.6, color="tab:red",
+                      label=f"monitor chain, running mean ({m_window} points)")
     if reference is not None:
         ax_e.axhline(reference, color="k", ls="--", lw=1, label=f"reference {reference:.6f}")
     if evaluation is not None:

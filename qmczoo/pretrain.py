@@ -3,8 +3,8 @@
 pyscf runs an unrestricted Hartree–Fock calculation; its occupied orbitals are evaluated on
 walker positions (``mol.eval_gto`` through ``jax.pure_callback``, so the whole pretraining
 step stays jitted). The ansatz's orbital blocks (its optional ``orbitals`` method) are fitted
-by least squares, while walkers sample a mixture of ``|psi_HF|^2`` and ``|psi|^2`` as in
-FermiNet.
+by least squares on walkers that sample ``|psi_HF|^(2f) |psi|^(2(1-f))`` (a geometric mix;
+``f = 1``, the default, samples the Hartree–Fock density alone, as FermiNet does by default).
 """
 
 from __future__ import annotations
@@ -106,31 +106,44 @@ def target_blocks(up: jnp.ndarray, down: jnp.ndarray, shapes: list[tuple[int, ..
     return [b for b in (up, down) if b.shape[-1] > 0]
 
 
+def pretraining_log_density(batch_log_psi_hf, batch_log_psi, hf_fraction: float):
+    """``(params, r [B,N,3], R) -> [B]``: log of the pretraining sampling density.
+
+    ``2 f log|psi_HF| + 2 (1 - f) log|psi|`` with ``f = hf_fraction`` in [0, 1]: a geometric
+    mix of the two densities (each unnormalised, so an arithmetic mix would weigh them by
+    their arbitrary norms). ``batch_log_psi_hf(r) -> [B]``, ``batch_log_psi(params, r, R)``.
+    """
+
+    def batch_log_prob(params, r, R):
+        log_hf = 2.0 * batch_log_psi_hf(r)
+        if hf_fraction >= 1.0:
+            return log_hf
+        log_net = 2.0 * batch_log_psi(params, r, R)
+        if hf_fraction <= 0.0:
+            return log_net
+        return hf_fraction * log_hf + (1.0 - hf_fraction) * log_net
+
+    return batch_log_prob
+
+
 def make_pretrainer(wf, hf: HartreeFock, R: jnp.ndarray, *, learning_rate: float = 3e-4,
-                    hf_fraction: float = 0.5, mcmc_steps: int = 1):
+                    hf_fraction: float = 1.0, mcmc_steps: int = 1):
     """Build ``(init_opt, step)`` for pretraining ``wf``'s orbitals on ``hf``.
 
     ``step(params, opt_state, walkers, key) -> (params, opt_state, walkers, loss)`` moves the
-    walkers by ``mcmc_steps`` Metropolis steps on the mixture
-    ``hf_fraction |psi_HF|^2 + (1 - hf_fraction) |psi|^2`` and takes one Adam step on the
-    mean squared difference between the ansatz's and the HF orbitals.
+    walkers by ``mcmc_steps`` Metropolis steps on :func:`pretraining_log_density` and takes
+    one Adam step on the mean squared difference between the ansatz's and the HF orbitals.
     """
     if wf.orbitals is None:
         raise ValueError("this ansatz has no orbitals() method; it cannot be pretrained")
     hf_orbitals = hf_orbitals_jax(hf, wf.n_up, wf.n_down)
     optimizer = optax.adam(learning_rate)
 
-    def batch_log_prob(params, r, R):
+    def batch_log_psi_hf(r):
         up, down = hf_orbitals(r)
-        log_hf = 2.0 * (_block_logabs(up) + _block_logabs(down))
-        if hf_fraction >= 1.0:
-            return log_hf
-        log_net = 2.0 * wf.batch_log_psi(params, r, R)
-        if hf_fraction <= 0.0:
-            return log_net
-        return jnp.logaddexp(jnp.log(hf_fraction) + log_hf, jnp.log1p(-hf_fraction) + log_net)
+        return _block_logabs(up) + _block_logabs(down)
 
-    mcmc = make_mcmc(batch_log_prob, mcmc_steps)
+    mcmc = make_mcmc(pretraining_log_density(batch_log_psi_hf, wf.batch_log_psi, hf_fraction), mcmc_steps)
 
     def orbital_loss(params, r, up, down):
         def one(r1, u1, d1):

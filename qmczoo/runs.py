@@ -34,7 +34,7 @@ from qmczoo.statistics import reblock
 from qmczoo.systems import System, get_system, read_system
 from qmczoo.train import EVALUATION_KEY_TAG, VMC, StepStats, TrainConfig
 
-CSV_COLUMNS = ("step", "energy", "variance", "acceptance", "step_size", "wall_time", "rejected")
+CSV_COLUMNS = ("step", "energy", "variance", "acceptance", "step_size", "wall_time", "rejected", "monitor_energy")
 CHECKPOINT = "checkpoint.msgpack"
 LOCK_FILE = ".qmczoo.lock"
 # every file a run writes into its folder (a new run refuses a folder holding anything else)
@@ -95,17 +95,21 @@ def _write_csv_rows(path: Path, rows: list[StepStats], offset: float, times: lis
             w.writerow(CSV_COLUMNS)
         for s, t in zip(rows, times):
             w.writerow([s.step, repr(s.energy), repr(s.variance), f"{s.acceptance:.4f}", f"{s.step_size:.5g}",
-                        f"{offset + t:.3f}", int(s.rejected)])
+                        f"{offset + t:.3f}", int(s.rejected),
+                        "" if s.monitor_energy is None else repr(s.monitor_energy)])
 
 
 def read_log(out_dir: str | Path) -> dict[str, np.ndarray]:
-    """``train.csv`` of a run folder as ``{column: array}`` (empty arrays if no steps yet)."""
+    """``train.csv`` of a run folder as ``{column: array}`` (empty arrays if no steps yet).
+
+    ``monitor_energy`` is NaN at steps where the monitor chain was not measured.
+    """
     path = Path(out_dir) / "train.csv"
     if not path.exists():
         return {c: np.zeros(0) for c in CSV_COLUMNS}
     with path.open() as f:
         rows = list(csv.DictReader(f))
-    return {c: np.array([float(r[c]) for r in rows]) for c in CSV_COLUMNS}
+    return {c: np.array([float(r.get(c) or "nan") for r in rows]) for c in CSV_COLUMNS}
 
 
 def _truncate_log(out_dir: Path, last_step: int):
@@ -207,31 +211,61 @@ def _write_json(path: Path, data: dict):
     path.write_text(json.dumps(_json_safe(data), indent=2, allow_nan=False))
 
 
-def summarize(system: System, log: dict[str, np.ndarray], seconds_per_step: float, extra: dict) -> dict:
-    """The run's ``summary.json``: energy of the last 20% of steps with a reblocked error."""
+def summarize(system: System, log: dict[str, np.ndarray], seconds_per_step: float, extra: dict,
+              evaluation=None) -> dict:
+    """The run's ``summary.json``.
+
+    ``energy``/``energy_error`` is the most honest estimate there is, named by
+    ``energy_source``: the fixed-parameter ``evaluation`` when given, else the monitor chain's
+    mean over the last 20% of steps, else the training walkers' mean. The training walkers'
+    mean (optimistic early in training) is always under ``training_energy``, the monitor
+    chain's under ``monitor_energy``; errors are reblocked.
+    """
     energies = log["energy"]
     n = len(energies)
-    tail = energies[n - max(1, int(round(SUMMARY_FRACTION * n))):] if n else energies
-    est = reblock(tail)
+    window = max(1, int(round(SUMMARY_FRACTION * n)))
+    tail = energies[n - window:] if n else energies
+    train_est = reblock(tail)
     summary = {
         "system": system.name,
-        "energy": est.mean,
-        "energy_error": est.error,
+        "training_energy": train_est.mean,
+        "training_energy_error": train_est.error,
         "energy_window_steps": int(tail.size),
         "variance": float(np.mean(log["variance"][-tail.size:])) if n else float("nan"),
         "steps": int(log["step"][-1]) if n else 0,
         "seconds_per_step": seconds_per_step if math.isfinite(seconds_per_step) else None,
         "rejected_steps": int(np.sum(log["rejected"])) if n else 0,
     }
+    candidates = [("training", train_est.mean, train_est.error)]
+    monitor = log.get("monitor_energy", np.zeros(0))[n - window:] if n else np.zeros(0)
+    monitor = monitor[np.isfinite(monitor)]
+    if monitor.size >= 2:
+        mon_est = reblock(monitor)
+        summary["monitor_energy"], summary["monitor_energy_error"] = mon_est.mean, mon_est.error
+        candidates.append(("monitor", mon_est.mean, mon_est.error))
+    if evaluation is not None:
+        candidates.append(("evaluation", evaluation.energy, evaluation.energy_error))
+        summary["evaluation"] = {k: v for k, v in evaluation.to_dict().items() if k != "step_energies"}
+    source, energy, error = candidates[-1]
+    summary.update(energy=energy, energy_error=error, energy_source=source)
     if system.reference_energy is not None:
         summary["reference_energy"] = system.reference_energy
-        summary["error_vs_reference_mha"] = 1000.0 * (est.mean - system.reference_energy)
+        summary["error_vs_reference_mha"] = 1000.0 * (energy - system.reference_energy)
     summary.update(extra)
     return summary
 
 
-def _fmt(stats: StepStats) -> str:
-    return f"E={stats.energy:.5f}  var={stats.variance:.3g}  acc={stats.acceptance:.2f}"
+class _StepLine:
+    """The progress bar's text: training energy, the latest monitor-chain energy, variance."""
+
+    def __init__(self):
+        self.monitor = None
+
+    def __call__(self, stats: StepStats) -> str:
+        if stats.monitor_energy is not None:
+            self.monitor = stats.monitor_energy
+        monitor = "" if self.monitor is None else f"  monitor E={self.monitor:.5f}"
+        return f"E={stats.energy:.5f}{monitor}  var={stats.variance:.3g}  acc={stats.acceptance:.2f}"
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -480,6 +514,7 @@ def _train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainCon
         previous = read_log(out) if out is not None else None
         offset = float(previous["wall_time"][-1]) if previous is not None and previous["wall_time"].size else 0.0
         bar = bars.task("train", config.steps, completed=min(start_step, config.steps))
+        line = _StepLine()
         rows, times, step_times, history = [], [], [], []
         last_good, n_bad = state, 0  # the NaN guard's last accepted state and the rejections since
         loop_start = last = time.perf_counter()
@@ -498,7 +533,7 @@ def _train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainCon
                 rows.append(stats)
                 history.append(stats)
                 times.append(now - loop_start)
-                bar(info=_fmt(stats))
+                bar(info=line(stats))
                 done = int(state.step)
                 if out is not None and (done % config.checkpoint_every == 0 or done == config.steps):
                     _write_csv_rows(out / "train.csv", rows, offset, times)
@@ -525,11 +560,10 @@ def _train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainCon
     if out is not None:
         log = read_log(out)
     else:
-        log = {c: np.array([getattr(s, c) if c != "wall_time" else 0.0 for s in history], dtype=float)
+        log = {c: np.array([0.0 if c == "wall_time" else np.nan if getattr(s, c) is None else getattr(s, c)
+                            for s in history], dtype=float)
                for c in CSV_COLUMNS}
-    summary = summarize(system, log, seconds_per_step, extra)
-    if evaluation is not None:
-        summary["evaluation"] = {k: v for k, v in evaluation.to_dict().items() if k != "step_energies"}
+    summary = summarize(system, log, seconds_per_step, extra, evaluation)
     if out is not None:
         if evaluation is not None:
             _write_json(out / "evaluation.json", evaluation.to_dict())
@@ -538,7 +572,7 @@ def _train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainCon
             from qmczoo.plotting import plot_training
 
             plot_training(log["step"], log["energy"], log["variance"], out / "energy.png",
-                          reference=system.reference_energy,
+                          monitor=log["monitor_energy"], reference=system.reference_energy,
                           title=f"{spec.name} ({spec.preset or 'custom'}) on {system.name}",
                           evaluation=(evaluation.energy, evaluation.energy_error) if evaluation else None)
     return RunResult(vmc=vmc, state=state, summary=summary, out_dir=out, evaluation=evaluation)

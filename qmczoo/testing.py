@@ -24,6 +24,8 @@ import numpy as np
 __all__ = [
     "check_antisymmetry",
     "check_finite",
+    "check_kfac_curvature",
+    "kfac_block_types",
     "check_orbital_shapes",
     "check_rotation_invariance",
     "check_translation_invariance",
@@ -274,13 +276,63 @@ def to_float64(params):
     return jax.tree.map(cast, params)
 
 
-def run_contract_checks(wf, system, seed: int = 0, atol: float = DEFAULT_ATOL) -> None:
+def kfac_block_types(wf, system, params=None, batch_size: int = 4, seed: int = 0) -> dict[str, str]:
+    """The kfac-jax curvature block that each parameter of ``wf`` lands in.
+
+    Builds a kfac-jax optimizer on the VMC curvature (``log|psi|`` registered as a normal
+    predictive distribution, as the trainer does) for a few walkers, and returns
+    ``{parameter path: block class name}``, e.g. ``"RepeatedDenseKroneckerFactored"``.
+    ``"NaiveDiagonal"`` marks a parameter kfac-jax did not recognise (see
+    :mod:`qmczoo.layers.curvature`).
+    """
+    import kfac_jax
+
+    key_r, key_p = jax.random.split(jax.random.PRNGKey(seed))
+    R = jnp.asarray(system.positions)
+    r = jnp.stack([random_configuration(k, system, R.dtype) for k in jax.random.split(key_r, batch_size)])
+    if params is None:
+        params = wf.init(key_p, r[0], R)
+    params = jax.tree.map(lambda x: x.astype(R.dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, params)
+
+    def loss(p, batch):
+        log_psi = jax.vmap(wf.log_psi, in_axes=(None, 0, None))(p, batch, R)
+        kfac_jax.register_normal_predictive_distribution(log_psi[:, None])
+        return jnp.mean(log_psi)
+
+    opt = kfac_jax.Optimizer(value_and_grad_func=jax.value_and_grad(loss), l2_reg=0.0,
+                             use_adaptive_learning_rate=False, use_adaptive_damping=False,
+                             use_adaptive_momentum=False, learning_rate_schedule=lambda t: 1e-3,
+                             estimation_mode="fisher_exact", multi_device=False)
+    opt.init(params, jax.random.PRNGKey(0), r)
+    est = opt._estimator  # kfac-jax exposes the blocks only on its estimator
+    index = est.params_block_index
+    return {jax.tree_util.keystr(path): type(est.blocks[i]).__name__
+            for path, i in jax.tree_util.tree_leaves_with_path(index)}
+
+
+def check_kfac_curvature(wf, system, params=None) -> None:
+    """Raise AssertionError if a parameter of ``wf`` falls into kfac-jax's ``NaiveDiagonal``.
+
+    Such a block estimates the curvature from the square of the batch-summed gradient, not
+    from per-walker derivatives; the fix is in :mod:`qmczoo.layers.curvature`.
+    """
+    naive = [path for path, block in kfac_block_types(wf, system, params).items() if block == "NaiveDiagonal"]
+    if naive:
+        raise AssertionError(
+            f"{wf.name}: parameters without proper KFAC curvature (NaiveDiagonal): {', '.join(naive)}; "
+            "register them with qmczoo.layers.curvature (Dense, scale, tracked_parameter)"
+        )
+
+
+def run_contract_checks(wf, system, seed: int = 0, atol: float = DEFAULT_ATOL,
+                        kfac: bool = True) -> None:
     """All contract checks for ``wf`` on ``system``, in float64; raises AssertionError.
 
     Builds parameters with ``wf.init`` at a random configuration near the nuclei (floating
     parameters cast to float64), then checks: electron counts match the system, finiteness
     (value and gradients), antisymmetry under every same-spin swap, translation invariance
-    and, for ansätze with orbitals, the orbital block shapes.
+    and, for ansätze with orbitals, the orbital block shapes; with ``kfac``, that every
+    parameter gets a proper KFAC curvature block (:func:`check_kfac_curvature`).
 
     Args:
       wf: a :class:`~qmczoo.wavefunction.Wavefunction`.
@@ -302,3 +354,5 @@ def run_contract_checks(wf, system, seed: int = 0, atol: float = DEFAULT_ATOL) -
         check_antisymmetry(wf, params, r, R, atol=atol)
         check_translation_invariance(wf, params, r, R, shift=jnp.array([0.7, -1.3, 2.1]), atol=atol)
         check_orbital_shapes(wf, params, r, R)
+        if kfac:
+            check_kfac_curvature(wf, system, params)

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 OPTIMIZERS = ("kfac", "adam", "sgd")
 DEFAULT_LEARNING_RATE = {"kfac": 0.05, "adam": 3e-3, "sgd": 1e-2}
 # fold_in tags of the non-step phases (optimisation steps use fold_in(key, step))
-_PRETRAIN, _PRETRAIN_OPT, _BURN_IN = 2**31 + 1, 2**31 + 2, 2**31 + 3
+_PRETRAIN, _PRETRAIN_OPT, _BURN_IN, _MONITOR = 2**31 + 1, 2**31 + 2, 2**31 + 3, 2**31 + 4
 EVALUATION_KEY_TAG = 2**31 + 7  # fold_in tag of the key an evaluation after training uses
 
 
@@ -48,13 +48,20 @@ class TrainConfig:
       burn_in: Metropolis steps before the first optimisation step.
       step_size, target_acceptance: initial proposal width (bohr) and adaptation target.
       pretrain_steps, pretrain_basis, pretrain_hf_fraction, pretrain_learning_rate:
-        Hartree–Fock pretraining (0 steps: none).
+        Hartree–Fock pretraining (0 steps: none); walkers sample
+        ``|psi_HF|^(2f) |psi|^(2(1-f))`` with ``f = pretrain_hf_fraction``.
       clip_scale: local-energy clipping window for the gradient, in mean absolute deviations.
       laplacian: "folx" (forward Laplacian), "jvp" or "hessian".
       damping, norm_constraint, curvature_ema, inverse_update_period: KFAC settings.
       dtype: "float32" or "float64" (sets jax's global ``jax_enable_x64`` to match).
       seed: random seed (same seed, same run).
       checkpoint_every: steps between checkpoints (a final one is always written).
+      monitor_walkers, monitor_every: the *monitor chain*, an honest energy while training:
+        ``monitor_walkers`` walkers that sample ``|psi|^2`` of the current parameters but are
+        never used for an update; every ``monitor_every`` steps they take ``mcmc_steps``
+        Metropolis steps and their mean local energy is logged (``monitor_energy``). The
+        training walkers' energy reads low early in training, because each update was fitted
+        to walkers the next step starts from. 0 walkers: off.
       max_rejected_steps: a run stops (with a checkpoint of its last good state) after this
         many consecutive steps rejected by the NaN guard.
 
@@ -74,7 +81,7 @@ class TrainConfig:
     target_acceptance: float = 0.5
     pretrain_steps: int = 500
     pretrain_basis: str = "ccpvdz"
-    pretrain_hf_fraction: float = 0.5
+    pretrain_hf_fraction: float = 1.0
     pretrain_learning_rate: float = 3e-4
     clip_scale: float = 5.0
     laplacian: str = "folx"
@@ -85,6 +92,8 @@ class TrainConfig:
     dtype: str = "float32"
     seed: int = 0
     checkpoint_every: int = 500
+    monitor_walkers: int = 64
+    monitor_every: int = 5
     max_rejected_steps: int = 20
 
     def __post_init__(self):
@@ -101,7 +110,7 @@ class TrainConfig:
             raise ConfigError(f"pretrain_basis must be a basis-set name, got {self.pretrain_basis!r}")
         for name, low in (("steps", 0), ("burn_in", 0), ("pretrain_steps", 0), ("batch_size", 1), ("mcmc_steps", 1),
                           ("checkpoint_every", 1), ("inverse_update_period", 1), ("max_rejected_steps", 1),
-                          ("seed", 0)):
+                          ("seed", 0), ("monitor_walkers", 0), ("monitor_every", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise ConfigError(f"{name} must be an integer, got {value!r}")
@@ -162,6 +171,7 @@ class TrainState:
     walkers: WalkerState
     key: jnp.ndarray  # the run's base key; step keys are fold_in(key, step)
     n_rejected: jnp.ndarray  # int32 scalar: steps rejected by the NaN guard
+    monitor: WalkerState | None = None  # the monitor chain (never used for an update)
 
 
 @dataclasses.dataclass
@@ -174,6 +184,7 @@ class StepStats:
     acceptance: float
     step_size: float
     rejected: bool
+    monitor_energy: float | None = None  # mean E_L of the monitor chain (when measured)
 
 
 def _tree_all_finite(tree) -> jnp.ndarray:
@@ -203,6 +214,8 @@ class VMC:
         self.loss = make_energy_loss(wf.batch_log_psi, self.batch_local_energy, config.clip_scale)
         self.mcmc = jax.jit(make_mcmc(psi_squared(wf.batch_log_psi), config.mcmc_steps,
                                       config.target_acceptance))
+        self._monitor_step = jax.jit(self._make_monitor_step())
+        self._copy = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))  # kfac-jax donates what it is given
         self.schedule = lambda t: config.lr / (1.0 + t / config.lr_delay) ** config.lr_decay
         if config.optimizer == "kfac":
             self._build_kfac()
@@ -231,7 +244,6 @@ class VMC:
             estimation_mode="fisher_exact",
             multi_device=False,
         )
-        self._copy = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
         self._finite = jax.jit(lambda params, energy: _tree_all_finite(params) & jnp.isfinite(energy))
 
     def _build_optax(self):
@@ -253,6 +265,15 @@ class VMC:
 
         self._optax_update = update
 
+    def _make_monitor_step(self):
+        mcmc = make_mcmc(psi_squared(self.wf.batch_log_psi), self.config.mcmc_steps, self.config.target_acceptance)
+
+        def monitor_step(params, walkers, key, R):
+            walkers = mcmc(params, walkers, key, R)
+            return walkers, jnp.mean(self.batch_local_energy(params, walkers.r, R))
+
+        return monitor_step
+
     # -- state ------------------------------------------------------------------------
     def init_params(self, key):
         r0 = init_walkers(key, self.system, 1, dtype=self.dtype).r[0]
@@ -267,9 +288,13 @@ class VMC:
         params = self.init_params(k_params)
         walkers = init_walkers(k_walkers, self.system, self.config.batch_size,
                                step_size=self.config.step_size, dtype=self.dtype)
+        monitor = None
+        if self.config.monitor_walkers:
+            monitor = init_walkers(jax.random.fold_in(k_walkers, _MONITOR), self.system, self.config.monitor_walkers,
+                                   step_size=self.config.step_size, dtype=self.dtype)
         opt_state = self.init_opt_state(params, walkers, k_opt)
         return TrainState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=opt_state,
-                          walkers=walkers, key=k_run, n_rejected=jnp.asarray(0, jnp.int32))
+                          walkers=walkers, key=k_run, n_rejected=jnp.asarray(0, jnp.int32), monitor=monitor)
 
     def init_opt_state(self, params, walkers, key):
         if self.config.optimizer == "kfac":
@@ -309,12 +334,16 @@ class VMC:
                              opt_state=self.init_opt_state(params, walkers, k_opt)), losses
 
     def burn_in(self, state: TrainState, steps: int | None = None) -> TrainState:
-        """Metropolis steps with fixed parameters (in calls of ``mcmc_steps`` each)."""
+        """Metropolis steps with fixed parameters (in calls of ``mcmc_steps`` each), for the
+        training walkers and the monitor chain."""
         steps = self.config.burn_in if steps is None else steps
         walkers, key = state.walkers, jax.random.fold_in(state.key, _BURN_IN)
+        monitor, monitor_key = state.monitor, jax.random.fold_in(key, _MONITOR)
         for i in range(-(-steps // self.config.mcmc_steps)):
             walkers = self.mcmc(state.params, walkers, jax.random.fold_in(key, i), self.R)
-        return state.replace(walkers=walkers)
+            if monitor is not None:
+                monitor = self.mcmc(state.params, monitor, jax.random.fold_in(monitor_key, i), self.R)
+        return state.replace(walkers=walkers, monitor=monitor)
 
     def step(self, state: TrainState) -> tuple[TrainState, StepStats]:
         """One optimisation step: ``mcmc_steps`` Metropolis steps, then an optimizer update.
@@ -338,11 +367,16 @@ class VMC:
         else:
             params, opt_state, energy, stats, ok = self._optax_update(state.params, state.opt_state, k_opt, batch)
             ok = bool(ok)
+        monitor, monitor_energy = state.monitor, None
+        if monitor is not None and (step + 1) % self.config.monitor_every == 0:
+            k_monitor = jax.random.fold_in(jax.random.fold_in(state.key, _MONITOR), step)
+            monitor, monitor_energy = self._monitor_step(params, monitor, k_monitor, self.R)
         new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, walkers=walkers,
-                                  n_rejected=state.n_rejected + (0 if ok else 1))
-        host = jax.device_get((energy, stats.variance, walkers.acceptance, walkers.step_size))
+                                  n_rejected=state.n_rejected + (0 if ok else 1), monitor=monitor)
+        host = jax.device_get((energy, stats.variance, walkers.acceptance, walkers.step_size, monitor_energy))
         return new_state, StepStats(step=step + 1, energy=float(host[0]), variance=float(host[1]),
-                                    acceptance=float(host[2]), step_size=float(host[3]), rejected=not ok)
+                                    acceptance=float(host[2]), step_size=float(host[3]), rejected=not ok,
+                                    monitor_energy=None if host[4] is None else float(host[4]))
 
 
 def build_vmc(system, ansatz, config: TrainConfig) -> VMC:

@@ -85,7 +85,8 @@ def test_ferminet_options_reach_the_layers():
     head = "['params']['orbital_matrices']['head_up']['per_electron']['kernel']"
     assert dense[sigma] == (m, k * 4) and dense[head][-1] == k * 4
     assert block[sigma] == (m, k * n_up) and block[head][-1] == k * n_up
-    assert full[sigma] == (m, k * 4, 3, 3)
+    full_sigma = "['params']['orbital_matrices']['envelope_up']['sigma_1']['kernel']"
+    assert full[full_sigma] == (3, 3 * k * 4) and sigma not in full  # one 3x3 per orbital, per nucleus
     assert not any("jastrow" in key for key in dense)
     assert {key for key in jastrow if "jastrow" in key} == {
         "['params']['jastrow']['log_alpha_parallel']", "['params']['jastrow']['log_alpha_anti']"}

@@ -68,14 +68,17 @@ def test_train_resume_evaluate(tmp_path):
     common = ["--preset", "tiny", "--batch-size", "32", "--pretrain-steps", "5", "--burn-in", "10",
               "--mcmc-steps", "5", "--no-progress", "--checkpoint-every", "5"]
     out = _ok(["train", "--system", "H 0 0 0; H 0 0 0.74", "--unit", "angstrom", "--steps", "10", "--seed", "0",
-               "--out", str(run), "--eval-steps", "10", "--set", "determinants=1", *common])
+               "--out", str(run), "--eval-steps", "10", "--set", "determinants=1", "--monitor-every", "1", *common])
     assert "evaluated energy" in out
     for name in ("config.yaml", "train.csv", "checkpoint.msgpack", "energy.png", "summary.json", "evaluation.json"):
         assert (run / name).exists(), name
     summary = json.loads((run / "summary.json").read_text())
-    for key in ("energy", "energy_error", "steps", "seconds_per_step"):
+    for key in ("energy", "energy_error", "training_energy", "monitor_energy", "steps", "seconds_per_step"):
         assert key in summary
     assert summary["steps"] == 10
+    # the top-level energy is the evaluated one; the training mean keeps its own key
+    assert summary["energy_source"] == "evaluation"
+    assert summary["energy"] == summary["evaluation"]["energy"]
     # an existing run folder is not overwritten
     result = runner.invoke(app, ["train", "--system", "H2", "--out", str(run), *common])
     assert result.exit_code == 2 and "--resume" in result.output

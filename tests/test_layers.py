@@ -204,7 +204,8 @@ def test_full_envelope_applies_sigma_to_the_displacement():
     R = jnp.zeros((1, 3))
     points = jnp.asarray(np.random.default_rng(3).normal(size=(6, 3)))
     disp, dist = electron_nuclear(points, R)
-    params = {"params": {"pi": jnp.full((1, 1), 0.7), "sigma": jnp.asarray(sigma)[None, None]}}
+    # nucleus 0's kernel [3, 3K] maps the displacement d (a row) to d @ kernel = (Sigma d)^T
+    params = {"params": {"pi": jnp.full((1, 1), 0.7), "sigma_0": {"kernel": jnp.asarray(sigma.T)}}}
     env = module.apply(params, disp, dist)
     expected = 0.7 * np.exp(-np.linalg.norm(np.asarray(points) @ sigma.T, axis=-1))
     np.testing.assert_allclose(env[:, 0], expected, rtol=1e-12)

@@ -8,11 +8,12 @@ import jax.numpy as jnp
 import pytest
 
 from qmczoo.errors import ConfigError
+from qmczoo.layers.curvature import tracked_parameter
 from qmczoo.registry import (get_ansatz, list_ansatze, list_layers, parse_overrides, register_ansatz,
                              resolve)
 from qmczoo.systems import get_system
-from qmczoo.testing import run_contract_checks
-from qmczoo.wavefunction import from_haiku
+from qmczoo.testing import kfac_block_types, run_contract_checks
+from qmczoo.wavefunction import from_haiku, from_module
 
 
 def test_presets_and_options_apply_over_defaults():
@@ -56,11 +57,14 @@ class _SlaterOfGaussians(nn.Module):
     n_up: int
     n_down: int
     width: float = 1.0
+    curvature: bool = True  # False: leave the centres unregistered with KFAC
 
     @nn.compact
     def __call__(self, r, R):
         n = self.n_up + self.n_down
         centres = self.param("centres", nn.initializers.normal(1.0), (n, 3))
+        if self.curvature:  # a nonlinear parameter: tracked so that KFAC gets per-walker curvature
+            centres = tracked_parameter(centres, r)
         # Gaussians centred at offsets from the first nucleus, so a common shift changes nothing
         orbitals = jnp.exp(-jnp.sum((r[:, None] - R[0] - centres[None]) ** 2, -1) / self.width)  # [N, N]
         blocks = [orbitals[: self.n_up, : self.n_up], orbitals[self.n_up:, self.n_up:]]
@@ -82,6 +86,16 @@ def test_an_ansatz_registered_from_outside_runs_through_the_engine():
     run_contract_checks(wf, system)
     with pytest.raises(ConfigError, match="width"):
         get_ansatz("test_gaussians", depth=2)
+
+
+def test_contract_checks_catch_a_parameter_without_kfac_curvature():
+    system = get_system("Li")
+    wf = from_module(_SlaterOfGaussians(2, 1, curvature=False), 2, 1, name="untracked")
+    assert kfac_block_types(wf, system) == {"['params']['centres']": "NaiveDiagonal"}
+    with pytest.raises(AssertionError, match=r"untracked: parameters without proper KFAC curvature.*centres"):
+        run_contract_checks(wf, system)
+    tracked = from_module(_SlaterOfGaussians(2, 1), 2, 1)
+    assert kfac_block_types(tracked, system) == {"['params']['centres']": "ScaleAndShiftDiagonal"}
 
 
 def test_haiku_style_transformed_functions_are_adapted():

@@ -22,6 +22,9 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
     np.testing.assert_array_equal(a["step"], b["step"])
     np.testing.assert_allclose(b["energy"], a["energy"], rtol=1e-10, atol=0)
     np.testing.assert_allclose(b["variance"], a["variance"], rtol=1e-10, atol=0)
+    # the monitor chain (measured every 5th step by default) is part of the checkpointed state
+    assert np.isfinite(a["monitor_energy"]).sum() == 1 and np.isfinite(a["monitor_energy"][4])
+    np.testing.assert_allclose(b["monitor_energy"], a["monitor_energy"], rtol=1e-10, atol=0)
     for name in ("config.yaml", "train.csv", "checkpoint.msgpack", "energy.png", "summary.json"):
         assert (part / name).exists(), name
 
@@ -31,7 +34,7 @@ def test_resume_after_a_crash_discards_steps_past_the_checkpoint(tmp_path):
     runs.train("H2", "ferminet", _config(3), run, preset="tiny", progress=False)
     # a crash after logging steps 4 and 5 but before the next checkpoint
     with (run / "train.csv").open("a") as f:
-        f.write("4,-1.0,0.1,0.5,0.1,1.0,0\n5,-1.0,0.1,0.5,0.1,1.0,0\n")
+        f.write("4,-1.0,0.1,0.5,0.1,1.0,0,\n5,-1.0,0.1,0.5,0.1,1.0,0,-1.0\n")
     runs.train(out_dir=run, resume=True, config=TrainConfig(steps=4), progress=False)
     log = runs.read_log(run)
     assert list(log["step"]) == [1, 2, 3, 4]

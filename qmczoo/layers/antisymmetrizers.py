@@ -6,7 +6,9 @@ electron ``i``. A wavefunction is a sum of determinants, each a product over spi
     psi = sum_k prod_blocks det(phi_block[k])
 
 computed in log space: signed log-determinants per block, summed over blocks, then a
-signed log-sum-exp over ``k`` so that no determinant is ever formed in linear scale.
+signed log-sum-exp over ``k``. A 1x1 block (a lone electron of one spin with block-diagonal
+determinants) is kept in linear scale and multiplies the exponentials inside the sum, so that
+its zeros (a node of that orbital) never pass through ``log 0``.
 """
 
 from __future__ import annotations
@@ -18,18 +20,13 @@ import jax.numpy as jnp
 
 
 def signed_logsumexp(signs: jnp.ndarray, logs: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """``log|sum_k s_k e^{l_k}|`` and its sign, stably. Inputs ``[K]``; outputs scalars."""
+    """``log|sum_k s_k e^{l_k}|`` and its sign, stably. Inputs ``[K]``; outputs scalars.
+
+    ``signs`` may be any real weights (signs, or signs times linear-scale factors).
+    """
     shift = jax.lax.stop_gradient(jnp.max(logs))
     total = jnp.sum(signs * jnp.exp(logs - shift))
     return jnp.sign(total), jnp.log(jnp.abs(total)) + shift
-
-
-def _slogdet(matrices: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Batched sign/log|det| over the last two axes, with a closed form for 1x1."""
-    if matrices.shape[-1] == 1:
-        x = matrices[..., 0, 0]
-        return jnp.sign(x), jnp.log(jnp.abs(x))
-    return jnp.linalg.slogdet(matrices)
 
 
 def multi_determinant(blocks: Sequence[jnp.ndarray]) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -43,8 +40,11 @@ def multi_determinant(blocks: Sequence[jnp.ndarray]) -> tuple[jnp.ndarray, jnp.n
     Returns:
       ``(sign, logabs)``, scalars.
     """
-    sign, logdet = 1.0, 0.0
+    linear, sign, logdet = 1.0, 1.0, 0.0
     for block in blocks:
-        s, l = _slogdet(block)
-        sign, logdet = sign * s, logdet + l
-    return signed_logsumexp(sign, logdet)
+        if block.shape[-1] == 1:
+            linear = linear * block[..., 0, 0]
+        else:
+            s, l = jnp.linalg.slogdet(block)
+            sign, logdet = sign * s, logdet + l
+    return signed_logsumexp(sign * linear, logdet + jnp.zeros_like(blocks[0][..., 0, 0]))

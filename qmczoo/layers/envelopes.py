@@ -5,9 +5,14 @@ of the electrons it serves to a factor ``[N, K]`` for ``K`` orbitals:
 
     env[i, k] = sum_I  pi[I, k] * exp(-|A[I, k] (r_i - R_I)|)
 
-where ``A`` is a positive scalar per (nucleus, orbital) for the isotropic envelope and a
-3x3 matrix for the full (anisotropic) one. Every term decays exponentially, so orbitals
-vanish at large distance whatever the network in front of them does.
+where ``A`` is a scalar per (nucleus, orbital) for the isotropic envelope and a 3x3 matrix
+for the full (anisotropic) one. Every term decays exponentially, so orbitals vanish at large
+distance whatever the network in front of them does.
+
+KFAC: ``pi`` and the isotropic exponents are registered scales (per-walker diagonal blocks);
+the full envelope's matrices are one repeated-dense block per nucleus. The absolute value is
+taken of the *product* ``|sigma d|`` (equal to ``|sigma| d`` since ``d >= 0``), so that the
+parameter itself enters linearly where kfac-jax can see it.
 """
 
 from __future__ import annotations
@@ -15,42 +20,58 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from qmczoo.errors import ConfigError
+from qmczoo.layers.curvature import Dense, scale
 
 
 class IsotropicEnvelope(nn.Module):
-    """``sum_I pi_Ik exp(-sigma_Ik |r_i - R_I|)`` with ``sigma_Ik`` used through ``|sigma|``."""
+    """``sum_I pi_Ik exp(-|sigma_Ik| |r_i - R_I|)``.
+
+    Call: ``disp`` ``[N, M, 3]`` (unused), ``dist`` ``[N, M, 1]``. Returns ``[N, K]``.
+    """
 
     orbitals: int
 
     @nn.compact
     def __call__(self, disp: jnp.ndarray, dist: jnp.ndarray) -> jnp.ndarray:
-        m = dist.shape[1]
+        n, m = dist.shape[0], dist.shape[1]
         pi = self.param("pi", nn.initializers.ones, (m, self.orbitals))
         sigma = self.param("sigma", nn.initializers.ones, (m, self.orbitals))
-        exponent = -dist * jnp.abs(sigma)[None]  # [N, M, K]
-        return jnp.sum(jnp.exp(exponent) * pi[None], axis=1)
+        dist = jnp.broadcast_to(dist, (n, m, self.orbitals))
+        decay = jnp.exp(-jnp.abs(scale(dist, sigma)))  # [N, M, K]
+        return jnp.sum(scale(decay, pi), axis=1)
 
 
-def _identity_stack(key, shape, dtype=jnp.float32):
-    m, k = shape[0], shape[1]
-    return jnp.broadcast_to(jnp.eye(3, dtype=dtype), (m, k, 3, 3))
+def _identity_kernel(orbitals: int):
+    """Kernel ``[3, 3K]`` that maps a displacement to K copies of itself."""
+
+    def init(key, shape, dtype=jnp.float32):
+        return jnp.tile(jnp.eye(3, dtype=dtype), (1, orbitals))
+
+    return init
 
 
 class FullEnvelope(nn.Module):
-    """``sum_I pi_Ik exp(-|Sigma_Ik (r_i - R_I)|)`` with a 3x3 matrix ``Sigma_Ik``."""
+    """``sum_I pi_Ik exp(-|Sigma_Ik (r_i - R_I)|)`` with a 3x3 matrix ``Sigma_Ik``.
+
+    The matrices of nucleus ``I`` form one kernel ``[3, 3K]`` (``sigma_I``), a dense map of the
+    displacement ``r_i - R_I``. Call: ``disp`` ``[N, M, 3]``, ``dist`` ``[N, M, 1]`` (unused).
+    Returns ``[N, K]``.
+    """
 
     orbitals: int
 
     @nn.compact
     def __call__(self, disp: jnp.ndarray, dist: jnp.ndarray) -> jnp.ndarray:
-        m = dist.shape[1]
+        n, m = disp.shape[0], disp.shape[1]
         pi = self.param("pi", nn.initializers.ones, (m, self.orbitals))
-        sigma = self.param("sigma", _identity_stack, (m, self.orbitals, 3, 3))
-        scaled = jnp.einsum("imx,mkyx->imky", disp, sigma)  # [N, M, K, 3]
+        scaled = jnp.stack([
+            Dense(3 * self.orbitals, use_bias=False, kernel_init=_identity_kernel(self.orbitals),
+                  name=f"sigma_{i}")(disp[:, i, :])
+            for i in range(m)
+        ], axis=1).reshape(n, m, self.orbitals, 3)
         # norm with a finite derivative at zero (an electron on a nucleus)
         norm = jnp.sqrt(jnp.sum(scaled**2, axis=-1) + 1e-20)
-        return jnp.sum(jnp.exp(-norm) * pi[None], axis=1)
+        return jnp.sum(scale(jnp.exp(-norm), pi), axis=1)
 
 
 ENVELOPES = {"isotropic": IsotropicEnvelope, "full": FullEnvelope}
@@ -58,6 +79,8 @@ ENVELOPES = {"isotropic": IsotropicEnvelope, "full": FullEnvelope}
 
 def make_envelope(kind: str, orbitals: int, name: str | None = None) -> nn.Module:
     """Build the envelope called ``kind`` ("isotropic" or "full") for ``orbitals`` orbitals."""
+    from qmczoo.errors import ConfigError
+
     try:
         cls = ENVELOPES[kind]
     except KeyError:

@@ -13,6 +13,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from qmczoo.layers.curvature import Dense
 from qmczoo.layers.spin_pooling import EquivariantDense, residual, symmetric_inputs
 
 
@@ -44,6 +45,6 @@ class FermiNetEmbedding(nn.Module):
         for layer, (d_one, d_two) in enumerate(self.hidden_dims):
             h, shared, pair = symmetric_inputs(h_one, h_two, self.n_up)
             new_one = act(EquivariantDense(d_one, name=f"one_{layer}")(h, shared, pair))
-            new_two = act(nn.Dense(d_two, name=f"two_{layer}")(h_two))
+            new_two = act(Dense(d_two, name=f"two_{layer}")(h_two))
             h_one, h_two = residual(new_one, h_one), residual(new_two, h_two)
         return symmetric_inputs(h_one, h_two, self.n_up)

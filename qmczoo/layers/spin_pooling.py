@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import math
+
 import flax.linen as nn
 import jax.numpy as jnp
+
+from qmczoo.layers.curvature import Dense
 
 
 def spin_means(h: jnp.ndarray, n_up: int, axis: int = 0) -> list[jnp.ndarray]:
@@ -33,6 +37,9 @@ class EquivariantDense(nn.Module):
     ``out_i = W_h h_i + W_g g + W_m m_i + b``. Mathematically a ``Dense`` on the
     concatenation of a per-electron part, a shared (per-configuration) part and a second
     per-electron part, but the shared part is multiplied once instead of once per electron.
+    The three kernels are initialised with variance ``1 / (Dh + Dg + Dm)``, so the sum starts
+    at the scale of one dense layer over the concatenation; each is its own KFAC block (the
+    bias shares the per-electron block).
 
     Inputs: ``h`` ``[N, Dh]``, ``shared`` ``[Dg]`` (may be ``None``), ``pair`` ``[N, Dm]``
     (may be ``None``). Output ``[N, features]``.
@@ -43,11 +50,12 @@ class EquivariantDense(nn.Module):
 
     @nn.compact
     def __call__(self, h, shared=None, pair=None):
-        out = nn.Dense(self.features, use_bias=self.use_bias, name="per_electron")(h)
+        fan_in = sum(x.shape[-1] for x in (h, shared, pair) if x is not None)
+        out = Dense(self.features, use_bias=self.use_bias, fan_in=fan_in, name="per_electron")(h)
         if shared is not None:
-            out = out + nn.Dense(self.features, use_bias=False, name="shared")(shared)[None, :]
+            out = out + Dense(self.features, use_bias=False, fan_in=fan_in, name="shared")(shared)[None, :]
         if pair is not None:
-            out = out + nn.Dense(self.features, use_bias=False, name="pair")(pair)
+            out = out + Dense(self.features, use_bias=False, fan_in=fan_in, name="pair")(pair)
         return out
 
 
@@ -74,8 +82,9 @@ def symmetric_inputs(
 
 
 def residual(new: jnp.ndarray, old: jnp.ndarray) -> jnp.ndarray:
-    """``new + old`` when shapes agree (a ResNet skip), else ``new``."""
-    return new + old if new.shape == old.shape else new
+    """``(new + old) / sqrt(2)`` when shapes agree (a ResNet skip that keeps the scale of
+    two independent unit-variance inputs), else ``new``."""
+    return (new + old) / math.sqrt(2.0) if new.shape == old.shape else new
 
 
 def as_layer_dims(hidden: Sequence[Sequence[int]]) -> tuple[tuple[int, int], ...]:
