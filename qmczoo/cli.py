@@ -33,8 +33,18 @@ def _friendly(fn):
         except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2)
-        except KeyboardInterrupt:
-            typer.echo("interrupted: progress so far is checkpointed; continue with qmczoo train --resume DIR", err=True)
+        except KeyboardInterrupt as exc:
+            from qmczoo.runs import RunInterrupted
+
+            if isinstance(exc, RunInterrupted) and exc.checkpointed:
+                msg = (f"interrupted: progress so far is checkpointed; continue with "
+                       f"qmczoo train --resume {exc.out_dir}")
+            elif isinstance(exc, RunInterrupted):
+                msg = (f"interrupted before the first checkpoint: nothing to continue from; "
+                       f"qmczoo train --resume {exc.out_dir} starts the run again from the beginning")
+            else:
+                msg = "interrupted"
+            typer.echo(msg, err=True)
             raise typer.Exit(130)
 
     return wrapper
@@ -118,79 +128,231 @@ def _default_out(system: str, ansatz: str) -> Path:
     return Path("runs") / f"{safe}-{ansatz}-{stamp}"
 
 
+# the defaults of `qmczoo train`; the options default to None so that an explicit flag can be
+# told apart from a default (needed to refuse flags that conflict with --resume / --config)
+TRAIN_DEFAULTS = dict(system="LiH", ansatz="ferminet", preset="small", steps=2000, seed=0, charge=0, spin=None,
+                      unit=None, batch_size=256, optimizer="kfac", lr=None, pretrain_steps=500, mcmc_steps=10,
+                      burn_in=100, laplacian="folx", dtype="float32", eval_steps=200, checkpoint_every=100,
+                      monitor_walkers=64, monitor_every=5)
+# CLI option -> TrainConfig field
+_TRAIN_FIELDS = dict(steps="steps", seed="seed", batch_size="batch_size", optimizer="optimizer", lr="learning_rate",
+                     pretrain_steps="pretrain_steps", mcmc_steps="mcmc_steps", burn_in="burn_in",
+                     laplacian="laplacian", dtype="dtype", checkpoint_every="checkpoint_every",
+                     monitor_walkers="monitor_walkers", monitor_every="monitor_every")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _capture_geometry_warnings(fn, *args, **kwargs):
+    """Call ``fn``; print its GeometryWarnings as ``warning: ...`` lines on stderr."""
+    import warnings
+
+    from qmczoo.systems import GeometryWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GeometryWarning)
+        result = fn(*args, **kwargs)
+    for w in caught:
+        if issubclass(w.category, GeometryWarning):
+            typer.echo(f"warning: {w.message}", err=True)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return result
+
+
+def _geometry_text(system, unit: str) -> str:
+    atoms = ", ".join(f"{sym} ({x:.4f}, {y:.4f}, {z:.4f})" for sym, (x, y, z) in zip(system.symbols, system.coords))
+    return f"geometry read in {unit}, in bohr: {atoms}"
+
+
+def _conflicts(given: dict, stored_system, stored_spec, stored_config, allowed: tuple[str, ...]) -> list[str]:
+    """``--flag value (stored: value)`` for every given option that differs from the stored run."""
+    from qmczoo.registry import get_ansatz, parse_overrides
+    from qmczoo.systems import get_system
+
+    out = []
+    system_keys = [k for k in ("system", "charge", "spin", "unit") if given.get(k) is not None]
+    if system_keys:
+        kw = {k: given[k] for k in ("charge", "spin", "unit") if given.get(k) is not None}
+        spec = given.get("system") or stored_system
+        try:
+            same = get_system(spec, **kw) == stored_system
+        except Exception:
+            same = False
+        if not same:
+            out += [f"{_flag(k)} {given[k]}" for k in system_keys]
+            out[-1] += f" (stored: {stored_system.name}, {stored_system.n_electrons} electrons, charge {stored_system.charge})"
+    if given.get("ansatz") is not None and given["ansatz"] != stored_spec.name:
+        out.append(f"--ansatz {given['ansatz']} (stored: {stored_spec.name})")
+    if given.get("preset") is not None and given["preset"] != stored_spec.preset:
+        out.append(f"--preset {given['preset']} (stored: {stored_spec.preset})")
+    if given.get("set_"):
+        overrides = parse_overrides(given["set_"])
+        spec = get_ansatz(stored_spec.name, stored_spec.preset, **{**stored_spec.options, **overrides})
+        for k, v in overrides.items():
+            if spec.options[k] != stored_spec.options[k]:
+                out.append(f"--set {k}={v} (stored: {stored_spec.options[k]})")
+    for opt, field in _TRAIN_FIELDS.items():
+        if opt in allowed or given.get(opt) is None:
+            continue
+        value, stored = given[opt], getattr(stored_config, field)
+        if field == "learning_rate":
+            stored = stored_config.lr
+        if value != stored:
+            out.append(f"{_flag(opt)} {value} (stored: {stored})")
+    return out
+
+
 @app.command()
 @_friendly
 def train(
-    system: str = typer.Option("LiH", "--system", "-s",
-                               help="Molecule name (qmczoo list --systems), xyz file, or inline 'H 0 0 0; H 0 0 1.4'."),
-    ansatz: str = typer.Option("ferminet", "--ansatz", "-a", help="Registered ansatz (qmczoo list)."),
-    preset: Optional[str] = typer.Option("small", "--preset", "-p", help="Preset of the ansatz: tiny, small, paper."),
-    steps: int = typer.Option(2000, "--steps", help="Optimisation steps (with --resume: the new total)."),
-    seed: int = typer.Option(0, "--seed"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default runs/SYSTEM-ANSATZ-TIME)."),
+    system: Optional[str] = typer.Option(None, "--system", "-s", show_default=False,
+                                         help="Molecule name (qmczoo list --systems), xyz file, or inline "
+                                              "'H 0 0 0; H 0 0 0.74' [default: LiH]."),
+    ansatz: Optional[str] = typer.Option(None, "--ansatz", "-a", show_default=False,
+                                         help="Registered ansatz (qmczoo list) [default: ferminet]."),
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", show_default=False,
+                                         help="Preset of the ansatz: tiny, small, paper [default: small]."),
+    steps: Optional[int] = typer.Option(None, "--steps", show_default=False,
+                                        help="Optimisation steps (with --resume: the new total) [default: 2000]."),
+    seed: Optional[int] = typer.Option(None, "--seed", show_default=False, help="Random seed, 0 <= seed < 2**32 [default: 0]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="Run folder, new or empty (default runs/SYSTEM-ANSATZ-TIME)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder."),
-    charge: int = typer.Option(0, "--charge", help="Total charge."),
+    config_file: Optional[Path] = typer.Option(None, "--config",
+                                               help="Repeat a run: take system, ansatz and settings from its "
+                                                    "config.yaml (or run folder) into a new --out."),
+    charge: Optional[int] = typer.Option(None, "--charge", show_default=False, help="Total charge [default: 0]."),
     spin: Optional[int] = typer.Option(None, "--spin", help="n_up - n_down (default: lowest possible)."),
-    unit: str = typer.Option("bohr", "--unit", help="Unit of an xyz/inline geometry: bohr or angstrom."),
+    unit: Optional[str] = typer.Option(None, "--unit", show_default=False,
+                                       help="Unit of an xyz/inline geometry: angstrom (default, as in xyz files "
+                                            "and pyscf) or bohr. Named molecules are in bohr."),
     set_: List[str] = typer.Option([], "--set", help="Override an ansatz option: key=value (repeatable)."),
-    batch_size: int = typer.Option(256, "--batch-size", "-b", help="Walkers."),
-    optimizer: str = typer.Option("kfac", "--optimizer", help="kfac, adam or sgd."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default per optimizer)."),
-    pretrain_steps: int = typer.Option(500, "--pretrain-steps", help="Hartree-Fock pretraining steps."),
-    mcmc_steps: int = typer.Option(10, "--mcmc-steps", help="Metropolis steps per optimisation step."),
-    burn_in: int = typer.Option(100, "--burn-in", help="Metropolis steps before training."),
-    laplacian: str = typer.Option("folx", "--laplacian", help="folx, jvp or hessian."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 or float64."),
-    eval_steps: int = typer.Option(200, "--eval-steps", help="Evaluation steps after training (0: none)."),
-    checkpoint_every: int = typer.Option(100, "--checkpoint-every"),
-    monitor_walkers: int = typer.Option(64, "--monitor-walkers",
-                                        help="Walkers of the monitor chain, an honest energy while training (0: off)."),
-    monitor_every: int = typer.Option(5, "--monitor-every", help="Steps between monitor-chain measurements."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", show_default=False, help="Walkers [default: 256]."),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", show_default=False, help="kfac, adam or sgd [default: kfac]."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate, finite and > 0 (default per optimizer)."),
+    pretrain_steps: Optional[int] = typer.Option(None, "--pretrain-steps", show_default=False,
+                                                 help="Hartree-Fock pretraining steps [default: 500]."),
+    mcmc_steps: Optional[int] = typer.Option(None, "--mcmc-steps", show_default=False,
+                                             help="Metropolis steps per optimisation step [default: 10]."),
+    burn_in: Optional[int] = typer.Option(None, "--burn-in", show_default=False,
+                                          help="Metropolis steps before training [default: 100]."),
+    laplacian: Optional[str] = typer.Option(None, "--laplacian", show_default=False, help="folx, jvp or hessian [default: folx]."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", show_default=False, help="float32 or float64 [default: float32]."),
+    eval_steps: Optional[int] = typer.Option(None, "--eval-steps", show_default=False,
+                                             help="Evaluation steps after training: 0 (none) or >= 2 [default: 200]."),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", show_default=False,
+                                                   help="Steps between checkpoints [default: 100]."),
+    monitor_walkers: Optional[int] = typer.Option(None, "--monitor-walkers", show_default=False,
+                                                  help="Walkers of the monitor chain, an honest energy while "
+                                                       "training (0: off) [default: 64]."),
+    monitor_every: Optional[int] = typer.Option(None, "--monitor-every", show_default=False,
+                                                help="Steps between monitor-chain measurements [default: 5]."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
-    """Train an ansatz on a molecule; writes config, log, checkpoints, plot and summary to a run folder."""
+    """Train an ansatz on a molecule; writes config, log, checkpoints, plot and summary to a run folder.
+
+    With --resume DIR the stored run continues (only --steps, --eval-steps and --progress may
+    change; other options must match the stored run). With --config DIR/config.yaml --out NEW
+    a stored run's settings start a new run (only --out, --steps, --eval-steps and --progress
+    may change).
+    """
     _quiet_jax()
     from qmczoo import runs
+    from qmczoo.errors import ConfigError
     from qmczoo.registry import get_ansatz, parse_overrides
-    from qmczoo.systems import get_system
+    from qmczoo.systems import read_system
     from qmczoo.train import TrainConfig
 
+    given = dict(system=system, ansatz=ansatz, preset=preset, steps=steps, seed=seed, charge=charge, spin=spin,
+                 unit=unit, set_=set_, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                 pretrain_steps=pretrain_steps, mcmc_steps=mcmc_steps, burn_in=burn_in, laplacian=laplacian,
+                 dtype=dtype, checkpoint_every=checkpoint_every, monitor_walkers=monitor_walkers,
+                 monitor_every=monitor_every)
+    value = {k: (v if v is not None else TRAIN_DEFAULTS.get(k)) for k, v in given.items()}
+    eval_steps = TRAIN_DEFAULTS["eval_steps"] if eval_steps is None else eval_steps
+    runs._check_eval_steps(eval_steps)
+    if resume is not None and config_file is not None:
+        raise ConfigError("--resume and --config exclude each other: --resume continues a run, "
+                          "--config starts a new one with a stored run's settings")
     if resume is not None:
-        result = runs.train(out_dir=resume, resume=True, config=TrainConfig(steps=steps),
+        if out is not None and Path(out).resolve() != Path(resume).resolve():
+            raise ConfigError(f"--out {out} conflicts with --resume {resume}: a resumed run stays in its folder")
+        runs._check_out_dir(Path(resume), fresh=False)
+        stored_system, stored_spec, stored = runs.load_run_config(resume)
+        bad = _conflicts(given, stored_system, stored_spec, stored, allowed=("steps",))
+        if bad:
+            raise ConfigError(f"--resume {resume} continues the stored run; these options conflict with it: "
+                              f"{'; '.join(bad)}. Drop them, or start a new run")
+        total = steps if steps is not None else stored.steps
+        TrainConfig(**{**stored.to_dict(), "steps": total})  # validate the new total
+        unit_read = runs.read_config_file(resume).get("input_unit", "bohr")
+        typer.echo(f"resuming {resume} | {stored_system.describe()} | {stored_spec.name} ({stored_spec.preset}) | "
+                   f"{_geometry_text(stored_system, unit_read)} | up to step {total}")
+        result = runs.train(out_dir=resume, resume=True, config=TrainConfig(steps=total),
                             progress=progress, eval_steps=eval_steps)
+        _print_summary(result.summary, result.out_dir)
+        return
+    if config_file is not None:
+        sys_obj, spec, stored = runs.load_run_config(config_file)
+        bad = _conflicts(given, sys_obj, spec, stored, allowed=("steps",))
+        if bad:
+            raise ConfigError(f"--config {config_file} takes every setting from the stored run; these options "
+                              f"conflict with it: {'; '.join(bad)}. Only --out, --steps, --eval-steps and "
+                              "--progress may be given")
+        config = TrainConfig(**{**stored.to_dict(), "steps": steps if steps is not None else stored.steps})
+        unit_read = runs.read_config_file(config_file).get("input_unit", "bohr")
+        if out is None:
+            out = _default_out(sys_obj.name, spec.name)
+        if runs._config_path(config_file).resolve().parent == Path(out).resolve():
+            raise ConfigError(f"--out {out} is the stored run's own folder: choose a new folder "
+                              "(or continue that run with --resume)")
     else:
-        sys_obj = get_system(system, charge=charge, spin=spin, unit=unit)
-        config = TrainConfig(steps=steps, batch_size=batch_size, optimizer=optimizer, learning_rate=lr,
-                             mcmc_steps=mcmc_steps, burn_in=burn_in, pretrain_steps=pretrain_steps,
-                             laplacian=laplacian, dtype=dtype, seed=seed, checkpoint_every=checkpoint_every,
-                             monitor_walkers=monitor_walkers, monitor_every=monitor_every)
-        spec = get_ansatz(ansatz, preset, **parse_overrides(set_))
-        out = out or _default_out(sys_obj.name, ansatz)
-        typer.echo(f"{sys_obj.describe()} | {ansatz} ({preset}) | run folder {out}")
-        result = runs.train(sys_obj, spec, config, out, progress=progress, eval_steps=eval_steps)
+        sys_obj, unit_read = _capture_geometry_warnings(read_system, value["system"], charge=value["charge"],
+                                                        spin=value["spin"], unit=value["unit"])
+        config = TrainConfig(steps=value["steps"], batch_size=value["batch_size"], optimizer=value["optimizer"],
+                             learning_rate=value["lr"], mcmc_steps=value["mcmc_steps"], burn_in=value["burn_in"],
+                             pretrain_steps=value["pretrain_steps"], laplacian=value["laplacian"],
+                             dtype=value["dtype"], seed=value["seed"], checkpoint_every=value["checkpoint_every"],
+                             monitor_walkers=value["monitor_walkers"], monitor_every=value["monitor_every"])
+        spec = get_ansatz(value["ansatz"], value["preset"], **parse_overrides(set_))
+        out = out or _default_out(sys_obj.name, spec.name)
+    runs._check_out_dir(Path(out), fresh=True)
+    typer.echo(f"{sys_obj.describe()} | {spec.name} ({spec.preset}) | {_geometry_text(sys_obj, unit_read)} "
+               f"| run folder {out}")
+    result = runs.train(sys_obj, spec, config, out, progress=progress, eval_steps=eval_steps, unit=unit_read)
     _print_summary(result.summary, result.out_dir)
 
 
 def _print_summary(summary: dict, out: Optional[Path]):
     from qmczoo.statistics import format_value
 
-    lines = [f"training energy (last {summary['energy_window_steps']} steps, optimistic early in training): "
-             f"{format_value(summary['training_energy'], summary['training_energy_error'])} Ha"]
-    if "monitor_energy" in summary:
+    def finite(x):
+        return x is not None and x == x and abs(x) != float("inf")
+
+    if summary.get("energy_window_steps") and finite(summary.get("training_energy")):
+        lines = [f"training energy (last {summary['energy_window_steps']} steps, optimistic early in training): "
+                 f"{format_value(summary['training_energy'], summary['training_energy_error'])} Ha"]
+    else:
+        lines = ["no training steps: no training energy"]
+    if finite(summary.get("monitor_energy")):
         lines.append(f"monitor-chain energy (same steps, walkers never used for an update): "
                      f"{format_value(summary['monitor_energy'], summary['monitor_energy_error'])} Ha")
     ev = summary.get("evaluation")
     if ev:
         lines.append(f"evaluated energy ({ev['steps']} steps x {ev['batch_size']} walkers): "
                      f"{format_value(ev['energy'], ev['energy_error'])} Ha, variance {ev['variance']:.4g}")
-    if "reference_energy" in summary:
+    if "reference_energy" in summary and finite(summary.get("error_vs_reference_mha")):
         lines.append(f"reference {summary['reference_energy']:.6f} Ha; {summary['energy_source']} energy "
                      f"differs by {summary['error_vs_reference_mha']:+.2f} mHa")
-    lines.append(f"{summary['steps']} steps, {summary['seconds_per_step']:.3f} s/step, "
-                 f"{summary['rejected_steps']} rejected")
+    sps = summary.get("seconds_per_step")
+    timing = f"{sps:.3f} s/step" if finite(sps) else "no timing (fewer than 2 steps)"
+    lines.append(f"{summary['steps']} steps, {timing}, {summary['rejected_steps']} rejected")
     if out is not None:
-        lines.append(f"files in {out}: config.yaml train.csv checkpoint.msgpack energy.png summary.json"
-                     + (" evaluation.json" if ev else ""))
+        names = ("config.yaml", "train.csv", "checkpoint.msgpack", "energy.png", "summary.json", "evaluation.json")
+        lines.append(f"files in {out}: " + " ".join(n for n in names if (Path(out) / n).exists()))
     typer.echo("\n".join(lines))
 
 

@@ -9,7 +9,10 @@ element symbol, an xyz file, an inline geometry string, a list of atoms, a
 offending value.
 
 Units: all lengths stored in a :class:`System` are in bohr; energies are in
-hartree. ``1 angstrom = 1.8897261246 bohr``.
+hartree. ``1 angstrom = 1.8897261246 bohr``. Coordinates a user types (xyz files, inline
+strings, atom lists) are read in ångström unless ``unit`` says otherwise (the xyz format's
+and pyscf's convention); named molecules are defined in bohr. A nuclear distance that is
+implausibly short for a bond in the unit in force gives a :class:`GeometryWarning`.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from qmczoo.errors import SystemSpecError
 
 __all__ = [
     "BOHR_PER_ANGSTROM",
+    "DEFAULT_COORDINATE_UNIT",
+    "GeometryWarning",
+    "read_system",
     "MIN_NUCLEAR_DISTANCE",
     "System",
     "get_system",
@@ -42,6 +48,16 @@ BOHR_PER_ANGSTROM = 1.8897261246
 
 MIN_NUCLEAR_DISTANCE = 0.1
 """Smallest allowed distance between two nuclei, in bohr."""
+
+DEFAULT_COORDINATE_UNIT = "angstrom"
+"""Unit of xyz files, inline geometries and atom lists when none is given (as in pyscf)."""
+
+MIN_PLAUSIBLE_BOND = 1.0
+"""Bohr: no chemical bond is shorter (H2's is 1.4); shorter distances give a GeometryWarning."""
+
+
+class GeometryWarning(UserWarning):
+    """A geometry that is legal but probably not meant (e.g. read in the wrong unit)."""
 
 _MOLECULES_FILE = Path(__file__).resolve().parent / "data" / "molecules.yaml"
 
@@ -60,6 +76,11 @@ _MAX_Z = len(_elements.ELEMENTS) - 1
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def canonical_unit(unit: str) -> str:
+    """``"bohr"`` or ``"angstrom"`` for any accepted spelling of a unit."""
+    return "bohr" if unit_to_bohr(unit) == 1.0 else "angstrom"
 
 
 def unit_to_bohr(unit: str) -> float:
@@ -632,8 +653,13 @@ def _build(
     spin: Any,
     reference_energy: float | None = None,
     reference_source: str | None = None,
+    unit: str | None = None,
 ) -> System:
-    """System from (symbol, xyz) atoms; coordinates are multiplied by ``scale`` to get bohr."""
+    """System from (symbol, xyz) atoms; coordinates are multiplied by ``scale`` to get bohr.
+
+    ``unit`` (the name of the unit the user's coordinates were read in) turns on the check
+    for implausibly short bonds.
+    """
     if not atoms:
         raise SystemSpecError("empty specification: no atoms")
     symbols = [s for s, _ in atoms]
@@ -647,6 +673,11 @@ def _build(
             f"non-positive electron count: total nuclear charge {total_z} with charge {charge} "
             f"leaves {n_el} electrons"
         )
+    if charge < -total_z:
+        raise SystemSpecError(
+            f"charge {charge} would add {-charge} electrons to a molecule whose neutral form has {total_z}: "
+            f"a negative ion may carry at most as many extra electrons as the neutral molecule has"
+        )
     spin = n_el % 2 if spin is None else _as_int(spin, "spin")
     if abs(spin) > n_el:
         raise SystemSpecError(f"spin {spin} is impossible with {n_el} electrons (need |spin| <= n_electrons)")
@@ -654,7 +685,7 @@ def _build(
         raise SystemSpecError(
             f"spin {spin} has the wrong parity for {n_el} electrons (n_electrons - spin must be even)"
         )
-    return System(
+    system = System(
         name=name,
         symbols=tuple(symbols),
         charges=tuple(charges),
@@ -664,6 +695,39 @@ def _build(
         reference_energy=reference_energy,
         reference_source=reference_source,
     )
+    if unit is not None:
+        _warn_short_bonds(system, unit)
+    return system
+
+
+def _warn_short_bonds(system: System, unit: str) -> None:
+    """GeometryWarning if two nuclei are closer than any bond between their elements could be.
+
+    The limit for a pair is ``max(MIN_PLAUSIBLE_BOND, 0.6 * (r_cov(A) + r_cov(B)))`` bohr with
+    pyscf's covalent radii (1.0 bohr for H-H, 1.66 bohr for C-C).
+    """
+    pos = system.positions
+    if len(pos) < 2:
+        return
+    from pyscf.data.radii import COVALENT
+
+    i, j = np.triu_indices(len(pos), k=1)
+    dist = np.linalg.norm(pos[i] - pos[j], axis=-1)
+    z = [_atomic_number(s) for s in system.symbols]
+    rcov = np.array([COVALENT[k] if k < len(COVALENT) else 0.0 for k in z])
+    limit = np.maximum(MIN_PLAUSIBLE_BOND, 0.6 * (rcov[i] + rcov[j]))
+    short = np.flatnonzero(dist < limit)
+    if short.size:
+        import warnings
+
+        k = short[np.argmin(dist[short])]
+        a, b = int(i[k]), int(j[k])
+        hint = ("if the coordinates are in bohr, pass unit='bohr' (--unit bohr)" if unit == "angstrom"
+                else "if the coordinates are in angstrom, pass unit='angstrom' (--unit angstrom)")
+        warnings.warn(
+            f"atoms {a + 1} ({system.symbols[a]}) and {b + 1} ({system.symbols[b]}) are {dist[k]:.4g} bohr apart "
+            f"(coordinates read in {unit}): implausibly short for a bond (under {limit[k]:.3g} bohr); {hint}",
+            GeometryWarning, stacklevel=4)
 
 
 def _from_named(entry: Mapping[str, Any], charge: int, spin: int | None) -> System:
@@ -717,7 +781,7 @@ def _is_pyscf_mole(obj: Any) -> bool:
     return isinstance(obj, gto.Mole)
 
 
-def get_system(spec: Any, *, charge: int = 0, spin: int | None = None, unit: str = "bohr") -> System:
+def get_system(spec: Any, *, charge: int = 0, spin: int | None = None, unit: str | None = None) -> System:
     """Build a :class:`System` from a specification.
 
     Args:
@@ -746,8 +810,12 @@ def get_system(spec: Any, *, charge: int = 0, spin: int | None = None, unit: str
             except as noted for named molecules and bare elements. Negative values
             (more down electrons) are allowed.
         unit: length unit of xyz/inline/list coordinates: ``"bohr"`` (``"b"``) or
-            ``"angstrom"`` (``"a"``, ``"ang"``), case-insensitive. Angstrom values are
-            multiplied by 1.8897261246; the returned System is always in bohr.
+            ``"angstrom"`` (``"a"``, ``"ang"``), case-insensitive; None (the default)
+            means angstrom, the xyz format's and pyscf's convention. Angstrom values are
+            multiplied by 1.8897261246; the returned System is always in bohr. Named
+            molecules are defined in bohr whatever ``unit`` says. A distance between two
+            nuclei too short for a bond in the unit in force gives a :class:`GeometryWarning`
+            (e.g. ``"H 0 0 0; H 0 0 0.74", unit="bohr"``).
 
     Returns:
         A validated, immutable System (nuclear positions in bohr).
@@ -758,22 +826,32 @@ def get_system(spec: Any, *, charge: int = 0, spin: int | None = None, unit: str
             specification, a non-positive electron count, an impossible spin, nuclei
             closer than 0.1 bohr, a bad unit or a non-finite coordinate.
     """
-    scale = unit_to_bohr(unit)
+    return read_system(spec, charge=charge, spin=spin, unit=unit)[0]
+
+
+def read_system(spec: Any, *, charge: int = 0, spin: int | None = None,
+                unit: str | None = None) -> tuple[System, str]:
+    """:func:`get_system`, plus the unit the specification was read in (``"bohr"`` or ``"angstrom"``).
+
+    Named molecules, elements, dicts, Systems and pyscf molecules count as read in bohr.
+    """
+    unit_name = canonical_unit(DEFAULT_COORDINATE_UNIT if unit is None else unit)
+    scale = unit_to_bohr(unit_name)
     if isinstance(spec, System):
-        return spec
+        return spec, "bohr"
     if _is_pyscf_mole(spec):
-        return _from_mole(spec)
+        return _from_mole(spec), "bohr"
     if isinstance(spec, Mapping):
-        return System.from_dict(spec)
+        return System.from_dict(spec), "bohr"
     if isinstance(spec, os.PathLike):
         path = Path(spec)
         if not path.is_file():
             raise SystemSpecError(f"xyz file not found: {str(path)!r}")
-        return _build(path.stem, _read_xyz_file(path), scale, charge, spin)
+        return _build(path.stem, _read_xyz_file(path), scale, charge, spin, unit=unit_name), unit_name
     if isinstance(spec, str):
-        return _from_string(spec, charge=charge, spin=spin, scale=scale)
+        return _from_string(spec, charge=charge, spin=spin, scale=scale, unit=unit_name)
     if isinstance(spec, Sequence):
-        return _build("custom", _parse_atom_list(spec), scale, charge, spin)
+        return _build("custom", _parse_atom_list(spec), scale, charge, spin, unit=unit_name), unit_name
     raise SystemSpecError(
         f"cannot build a system from a {type(spec).__name__}; pass a molecule name, an element, "
         "an xyz file path, a geometry string, a list of atoms, a dict or a pyscf Mole"
@@ -787,18 +865,18 @@ def _unknown_name_error(spec: str) -> SystemSpecError:
     )
 
 
-def _from_string(spec: str, *, charge: Any, spin: Any, scale: float) -> System:
+def _from_string(spec: str, *, charge: Any, spin: Any, scale: float, unit: str) -> tuple[System, str]:
     text = spec.strip()
     if not re.sub(r"[\s;,]", "", text):
         raise SystemSpecError("empty specification: no molecule name or atoms given")
     entry = _lookup_molecule(text)
     if entry is not None:
-        return _from_named(entry, _as_int(charge, "charge"), spin)
+        return _from_named(entry, _as_int(charge, "charge"), spin), "bohr"
     if text.upper() in _SYMBOL_BY_UPPER:
         symbol = _SYMBOL_BY_UPPER[text.upper()]
         if spin is None and _as_int(charge, "charge") == 0:
             spin = _hund_unpaired(_atomic_number(symbol))
-        return _build(symbol, [(symbol, (0.0, 0.0, 0.0))], 1.0, charge, spin)
+        return _build(symbol, [(symbol, (0.0, 0.0, 0.0))], 1.0, charge, spin), "bohr"
     single_token = not re.search(r"[\s;,]", text)
     if single_token or "\n" not in text:
         path = Path(os.path.expanduser(text))
@@ -807,9 +885,9 @@ def _from_string(spec: str, *, charge: Any, spin: Any, scale: float) -> System:
         except (OSError, ValueError):
             is_file = False
         if is_file:
-            return _build(path.stem, _read_xyz_file(path), scale, charge, spin)
+            return _build(path.stem, _read_xyz_file(path), scale, charge, spin, unit=unit), unit
         if single_token and (text.lower().endswith(".xyz") or os.sep in text):
             raise SystemSpecError(f"xyz file not found: {text!r}")
     if single_token or not re.search(r"\d", text):
         raise _unknown_name_error(text)
-    return _build("custom", _parse_geometry_text(text, None), scale, charge, spin)
+    return _build("custom", _parse_geometry_text(text, None), scale, charge, spin, unit=unit), unit

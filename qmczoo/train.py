@@ -62,6 +62,11 @@ class TrainConfig:
         Metropolis steps and their mean local energy is logged (``monitor_energy``). The
         training walkers' energy reads low early in training, because each update was fitted
         to walkers the next step starts from. 0 walkers: off.
+      max_rejected_steps: a run stops (with a checkpoint of its last good state) after this
+        many consecutive steps rejected by the NaN guard.
+
+    Every field is checked on construction (type, range, finiteness); a bad value raises
+    :class:`~qmczoo.errors.ConfigError`.
     """
 
     steps: int = 1000
@@ -89,20 +94,56 @@ class TrainConfig:
     checkpoint_every: int = 500
     monitor_walkers: int = 64
     monitor_every: int = 5
+    max_rejected_steps: int = 20
 
     def __post_init__(self):
+        import math
+
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
-        for name in ("steps", "burn_in", "pretrain_steps", "monitor_walkers"):
-            if int(getattr(self, name)) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("batch_size", "mcmc_steps", "checkpoint_every", "inverse_update_period", "monitor_every"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.pretrain_hf_fraction <= 1.0:
-            raise ConfigError("pretrain_hf_fraction must lie in [0, 1]")
+        laplacians = ("folx", "jvp", "hessian")
+        if self.laplacian not in laplacians:
+            raise ConfigError(f"unknown laplacian method {self.laplacian!r}; choose one of: {', '.join(laplacians)}")
+        if not isinstance(self.pretrain_basis, str) or not self.pretrain_basis.strip():
+            raise ConfigError(f"pretrain_basis must be a basis-set name, got {self.pretrain_basis!r}")
+        for name, low in (("steps", 0), ("burn_in", 0), ("pretrain_steps", 0), ("batch_size", 1), ("mcmc_steps", 1),
+                          ("checkpoint_every", 1), ("inverse_update_period", 1), ("max_rejected_steps", 1),
+                          ("seed", 0), ("monitor_walkers", 0), ("monitor_every", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ConfigError(f"{name} must be an integer, got {value!r}")
+            if int(value) < low:
+                raise ConfigError(f"{name} must be >= {low}, got {value}")
+            setattr(self, name, int(value))
+        if self.seed >= 2**32:
+            raise ConfigError(f"seed must be below 2**32 = {2**32}, got {self.seed}")
+
+        def number(name, value):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                    or not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {value!r}")
+            return float(value)
+
+        # (name, lowest allowed, whether the lowest value itself is allowed, highest or None, highest allowed)
+        ranges = (("lr_delay", 0.0, False, None, False), ("lr_decay", 0.0, True, None, False),
+                  ("step_size", 0.0, False, None, False), ("target_acceptance", 0.0, False, 1.0, False),
+                  ("pretrain_hf_fraction", 0.0, True, 1.0, True), ("pretrain_learning_rate", 0.0, False, None, False),
+                  ("clip_scale", 0.0, False, None, False), ("damping", 0.0, True, None, False),
+                  ("norm_constraint", 0.0, False, None, False), ("curvature_ema", 0.0, True, 1.0, False))
+        for name, low, low_ok, high, high_ok in ranges:
+            v = number(name, getattr(self, name))
+            if v < low or (v == low and not low_ok) or (high is not None and (v > high or (v == high and not high_ok))):
+                lo = f"{'[' if low_ok else '('}{low:g}"
+                hi = f"{high:g}{']' if high_ok else ')'}" if high is not None else "inf)"
+                raise ConfigError(f"{name} must lie in {lo}, {hi}, got {v!r}")
+            setattr(self, name, v)
+        if self.learning_rate is not None:
+            v = number("learning rate", self.learning_rate)
+            if v <= 0:
+                raise ConfigError(f"learning rate must be > 0, got {v!r}")
+            self.learning_rate = v
 
     @property
     def lr(self) -> float:
@@ -216,7 +257,9 @@ class VMC:
             (energy, stats), grads = grad_fn(params, key, batch)
             updates, new_opt_state = self.tx.update(grads, opt_state, params)
             new_params = optax.apply_updates(params, updates)
-            ok = jnp.isfinite(energy) & _tree_all_finite(grads)
+            # check the parameters the step would write too: a huge or infinite learning rate
+            # turns finite gradients into non-finite parameters
+            ok = jnp.isfinite(energy) & _tree_all_finite(grads) & _tree_all_finite(new_params)
             keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
             return keep(new_params, params), keep(new_opt_state, opt_state), energy, stats, ok
 

@@ -149,7 +149,7 @@ def test_atom_electron_counts_shapes():
 
 
 def test_inline_bohr():
-    s = get_system("H 0 0 0; H 0 0 1.4")
+    s = get_system("H 0 0 0; H 0 0 1.4", unit="bohr")
     assert s.name == "custom"
     assert s.symbols == ("H", "H")
     np.testing.assert_allclose(s.positions, [[0, 0, 0], [0, 0, 1.4]])
@@ -171,12 +171,12 @@ def test_unit_bohr_aliases(unit):
 
 
 def test_inline_options():
-    s = get_system("li 0 0 0; H 3.015 0 0;", charge=1, spin=1)
+    s = get_system("li 0 0 0; H 3.015 0 0;", charge=1, spin=1, unit="bohr")
     assert s.symbols == ("Li", "H")
     assert (s.n_up, s.n_down) == (2, 1)
     assert get_system("O 0 0 0").spin == 0  # default spin for geometries: n_electrons % 2
     assert get_system("H 0 0 0; H 0 0 1.4", spin=-2).n_down == 2
-    s3 = get_system([("H", 0, 0, 0), ("H", (0, 0, 1.4))])
+    s3 = get_system([("H", 0, 0, 0), ("H", (0, 0, 1.4))], unit="bohr")
     assert s3.nuclear_repulsion == pytest.approx(1 / 1.4)
 
 
@@ -199,9 +199,47 @@ def test_xyz_file_with_header(tmp_path):
 def test_xyz_file_without_header(tmp_path):
     path = tmp_path / "lih.xyz"
     path.write_text("Li 0 0 0\nH 3.015 0 0\n")
-    s = get_system(str(path))
+    s = get_system(str(path), unit="bohr")
     assert s.symbols == ("Li", "H")
     assert s.positions[1, 0] == pytest.approx(3.015)
+
+
+def test_coordinates_default_to_angstrom_named_molecules_stay_in_bohr(tmp_path):
+    """xyz files, inline strings and atom lists are in angstrom unless told (as in pyscf)."""
+    from qmczoo.systems import GeometryWarning, read_system
+
+    path = tmp_path / "h2.xyz"
+    path.write_text("2\nH2 in angstrom\nH 0 0 0\nH 0 0 0.74\n")
+    for spec in (str(path), path, "H 0 0 0; H 0 0 0.74", [("H", 0, 0, 0), ("H", 0, 0, 0.74)]):
+        s, unit = read_system(spec)
+        assert unit == "angstrom"
+        assert s.positions[1, 2] == pytest.approx(0.74 * BOHR_PER_ANGSTROM)
+        with pytest.warns(GeometryWarning):  # 0.74 bohr is no bond
+            assert read_system(spec, unit="bohr")[1] == "bohr"
+    s, unit = read_system("H2", unit="angstrom")
+    assert unit == "bohr" and s.positions[1, 0] == pytest.approx(1.4)
+
+
+def test_implausibly_short_bond_warns_but_builds():
+    from qmczoo.systems import GeometryWarning
+
+    with pytest.warns(GeometryWarning, match=r"0\.74 bohr apart \(coordinates read in bohr\).*--unit angstrom"):
+        s = get_system("H 0 0 0; H 0 0 0.74", unit="bohr")
+    assert s.positions[1, 2] == pytest.approx(0.74)
+    with pytest.warns(GeometryWarning, match="C.*C"):
+        get_system("C 0 0 0; C 0 0 1.5", unit="bohr")  # 0.79 angstrom: no C-C bond is that short
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        get_system("H 0 0 0; H 0 0 0.74")  # angstrom: fine
+        get_system("H2")  # named molecules are not checked
+        get_system("N 0 0 0; N 0 0 2.07", unit="bohr")  # N2 in bohr: fine
+
+
+def test_a_huge_anion_is_refused():
+    _raises(["charge -1000", "extra electrons"], "H2", charge=-1000)
+    assert get_system("H2", charge=-2).n_electrons == 4
 
 
 def test_xyz_text_inline_with_header():
@@ -343,7 +381,7 @@ def test_bad_spin():
 
 
 def test_bad_close_nuclei():
-    _raises(["atoms 1 (H) and 2 (He)", "0.05 bohr"], "H 0 0 0; He 0 0 0.05")
+    _raises(["atoms 1 (H) and 2 (He)", "0.05 bohr"], "H 0 0 0; He 0 0 0.05", unit="bohr")
     # 0.05 angstrom = 0.0945 bohr is too close as well
     _raises(["0.0944863 bohr"], "H 0 0 0; H 0 0 0.05", unit="angstrom")
 

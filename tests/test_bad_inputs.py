@@ -1,0 +1,257 @@
+"""Every bad input a hostile new user tried: one ``error:`` line, exit code 2, no traceback,
+and no file written or changed (issue 18).
+
+Most cases run in-process through typer's CliRunner; a few run in a real subprocess. A
+"run folder" fixture is made without training (config.yaml plus a checkpoint of a fresh
+state) so that the cases for --resume, --config and evaluate cost no training.
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from qmczoo import checkpoint, runs
+from qmczoo.cli import app
+from qmczoo.registry import get_ansatz
+from qmczoo.systems import get_system
+from qmczoo.train import VMC, TrainConfig
+
+runner = CliRunner()
+FAST = ["--preset", "tiny", "--steps", "4", "--pretrain-steps", "2", "--batch-size", "16", "--eval-steps", "0",
+        "--burn-in", "2", "--no-progress"]
+
+
+def _make_run(folder: Path, determinants: int = 2):
+    """A run folder as ``qmczoo train`` leaves it after step 0, without training."""
+    system = get_system("H2")
+    spec = get_ansatz("ferminet", "tiny", determinants=determinants)
+    config = TrainConfig(steps=4, batch_size=16, optimizer="adam", pretrain_steps=2, burn_in=2, dtype="float64")
+    folder.mkdir(parents=True)
+    runs._save_config(folder, system, spec, config, "bohr")
+    state = VMC(system, spec.build(system), config).initial_state()
+    checkpoint.save(folder / runs.CHECKPOINT, state, {"step": 0})
+
+
+@pytest.fixture(scope="module")
+def stored_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("stored")
+    _make_run(base / "run")
+    return base / "run"
+
+
+def _snapshot(root: Path) -> dict:
+    return {str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir")
+            for p in sorted(root.rglob("*"))}
+
+
+def _flip(path: Path, offset_from_end: int = 200, n: int = 64):
+    data = bytearray(path.read_bytes())
+    start = len(data) - offset_from_end
+    for i in range(start, start + n):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+# Each case: (id, how to prepare the work folder, arguments, words the error line must contain).
+# `prepare(work)` may create files; `{run}` in an argument is the prepared run folder, `{work}` the folder.
+def _copy_run(stored):
+    def prepare(work):
+        import shutil
+
+        shutil.copytree(stored, work / "run")
+    return prepare
+
+
+def _corrupt(how):
+    def prepare(work, stored):
+        import shutil
+
+        shutil.copytree(stored, work / "run")
+        ck = work / "run" / runs.CHECKPOINT
+        cfg = work / "run" / "config.yaml"
+        if how == "empty":
+            ck.write_bytes(b"")
+        elif how == "truncated":
+            ck.write_bytes(ck.read_bytes()[: len(ck.read_bytes()) // 2])
+        elif how == "random":
+            ck.write_bytes(np.random.default_rng(0).bytes(4096))
+        elif how == "header":
+            data = bytearray(ck.read_bytes())
+            data[:8] = b"\xc1\xc1\xc1\xc1\xc1\xc1\xc1\xc1"
+            ck.write_bytes(bytes(data))
+        elif how == "flipped":
+            _flip(ck)
+        elif how == "directory":
+            ck.unlink()
+            ck.mkdir()
+        elif how == "config-garbage":
+            cfg.write_bytes(b"\x00\xff\xfe garbage: [unclosed\n\t- : :")
+        elif how == "config-truncated":
+            cfg.write_text(cfg.read_text()[:120])
+        elif how == "config-list":
+            cfg.write_text("- 1\n- 2\n")
+        elif how == "config-mismatch":  # the stored run says 1 determinant, the checkpoint holds 2
+            cfg.write_text(cfg.read_text().replace("determinants: 2", "determinants: 1"))
+        elif how == "no-checkpoint":
+            ck.unlink()
+    return prepare
+
+
+T = ["train", "--system", "H2", *FAST, "--out", "{work}/new"]
+CASES = [
+    # option values of the right name but the wrong type or range
+    ("set-banana", None, T + ["--set", "determinants=banana"], ["determinants", "integer", "banana"]),
+    ("set-zero", None, T + ["--set", "determinants=0"], ["determinants", ">= 1", "0"]),
+    ("set-negative", None, T + ["--set", "determinants=-1"], ["determinants", "-1"]),
+    ("set-float", None, T + ["--set", "determinants=2.5"], ["determinants", "2.5"]),
+    ("set-zero-widths", None, T + ["--set", "hidden_dims=[[0,0]]"], ["hidden_dims", "positive"]),
+    ("set-negative-width", None, T + ["--set", "hidden_dims=[[16,-4]]"], ["hidden_dims", "-4"]),
+    ("set-widths-scalar", None, T + ["--set", "hidden_dims=5"], ["hidden_dims"]),
+    ("set-bool-maybe", None, T + ["--set", "full_det=maybe"], ["full_det", "true or false", "maybe"]),
+    ("set-bool-string", None, T + ["--set", "full_det='true'"], ["full_det", "true or false"]),
+    ("set-string-int", None, T + ["--set", "envelope=3"], ["envelope", "string"]),
+    ("set-no-value", None, T + ["--set", "determinants"], ["key=value"]),
+    ("huge-anion", None, T + ["--charge", "-1000"], ["-1000", "electrons"]),
+    ("seed-65-bits", None, T + ["--seed", str(2**65)], ["seed", str(2**65)]),
+    ("seed-negative", None, T + ["--seed", "-1"], ["seed", "-1"]),
+    ("out-is-a-file", lambda w: (w / "afile").write_text("mine"), T[:-1] + ["{work}/afile"], ["afile", "file"]),
+    ("out-under-a-file", lambda w: (w / "afile").write_text("mine"), T[:-1] + ["{work}/afile/run"],
+     ["afile", "file"]),
+    ("batch-beyond-memory", None, T + ["--batch-size", str(10**12)], ["batch", "--batch-size"]),
+    ("batch-zero", None, T + ["--batch-size", "0"], ["batch_size", ">= 1"]),
+    ("lr-nan", None, T + ["--lr", "nan"], ["learning rate", "nan"]),
+    ("lr-inf", None, T + ["--lr", "inf"], ["learning rate", "inf"]),
+    ("lr-zero", None, T + ["--lr", "0"], ["learning rate", "> 0"]),
+    ("lr-negative", None, T + ["--lr", "-1"], ["learning rate", "> 0"]),
+    ("steps-negative", None, T + ["--steps", "-1"], ["steps", ">= 0"]),
+    ("eval-steps-negative", None, T + ["--eval-steps", "-1"], ["evaluation steps", "-1"]),
+    ("eval-steps-one", None, T + ["--eval-steps", "1"], ["evaluation steps", "at least 2"]),
+    ("mcmc-steps-zero", None, T + ["--mcmc-steps", "0"], ["mcmc_steps"]),
+    ("checkpoint-every-zero", None, T + ["--checkpoint-every", "0"], ["checkpoint_every"]),
+    ("burn-in-negative", None, T + ["--burn-in", "-5"], ["burn_in"]),
+    ("dtype-float16", None, T + ["--dtype", "float16"], ["float16"]),
+    ("laplacian-unknown", None, T + ["--laplacian", "magic"], ["magic", "folx"]),
+    ("unit-unknown", None, T + ["--unit", "furlong"], ["furlong"]),
+    # folders that hold something else
+    ("out-holds-another-run-and-a-user-file",
+     lambda w: ((w / "new").mkdir(), (w / "new" / "config.yaml").write_text("someone: else\n"),
+                (w / "new" / "notes.txt").write_text("mine")), T, ["already holds a run"]),
+    ("out-holds-a-user-file", lambda w: ((w / "new").mkdir(), (w / "new" / "notes.txt").write_text("mine")), T,
+     ["not empty", "notes.txt"]),
+    # --resume / --config with settings that conflict with the stored run, or no run
+    ("resume-dtype-conflict", "copy", ["train", "--resume", "{work}/run", "--dtype", "float32"],
+     ["--dtype float32", "stored: float64"]),
+    ("resume-set-conflict", "copy", ["train", "--resume", "{work}/run", "--set", "determinants=4"],
+     ["determinants=4", "stored: 2"]),
+    ("resume-batch-conflict", "copy", ["train", "--resume", "{work}/run", "--batch-size", "64"],
+     ["--batch-size 64", "stored: 16"]),
+    ("resume-system-conflict", "copy", ["train", "--resume", "{work}/run", "--system", "LiH"], ["--system LiH"]),
+    ("resume-other-out", "copy", ["train", "--resume", "{work}/run", "--out", "{work}/elsewhere"], ["--out"]),
+    ("resume-missing", None, ["train", "--resume", "{work}/nothing"], ["config.yaml"]),
+    ("resume-and-config", "copy", ["train", "--resume", "{work}/run", "--config", "{work}/run/config.yaml"],
+     ["--resume", "--config"]),
+    ("config-with-conflicting-flag", "copy", ["train", "--config", "{work}/run/config.yaml", "--out",
+                                              "{work}/new", "--lr", "0.5"], ["--lr 0.5"]),
+    ("config-into-its-own-folder", "copy", ["train", "--config", "{work}/run/config.yaml", "--out", "{work}/run"],
+     ["own folder"]),
+    ("config-missing", None, ["train", "--config", "{work}/none/config.yaml", "--out", "{work}/new"], ["none"]),
+    # evaluate
+    ("evaluate-batch-zero", "copy", ["evaluate", "{work}/run", "--batch-size", "0", "--no-progress"],
+     ["batch_size", ">= 1"]),
+    ("evaluate-steps-one", "copy", ["evaluate", "{work}/run", "--steps", "1", "--no-progress"], ["steps", ">= 2"]),
+    ("evaluate-seed-huge", "copy", ["evaluate", "{work}/run", "--seed", str(2**64), "--no-progress"], ["seed"]),
+    ("evaluate-no-checkpoint", "no-checkpoint", ["evaluate", "{work}/run", "--no-progress"], ["train first"]),
+    # damaged checkpoints and config files
+    *[(f"checkpoint-{how}", how, ["evaluate", "{work}/run", "--steps", "2", "--no-progress"],
+       ["checkpoint.msgpack"]) for how in ("empty", "truncated", "random", "header", "flipped", "directory")],
+    ("resume-checkpoint-flipped", "flipped", ["train", "--resume", "{work}/run", "--no-progress"],
+     ["checkpoint.msgpack", "checksum"]),
+    *[(how, how, ["evaluate", "{work}/run", "--steps", "2", "--no-progress"], ["config.yaml"])
+      for how in ("config-garbage", "config-truncated", "config-list")],
+    ("config-checkpoint-mismatch", "config-mismatch", ["evaluate", "{work}/run", "--steps", "2", "--no-progress"],
+     ["checkpoint", "expected"]),
+    ("config-garbage-as-config", "config-garbage", ["train", "--config", "{work}/run/config.yaml", "--out",
+                                                    "{work}/new"], ["config.yaml"]),
+]
+
+
+@pytest.mark.parametrize("case_id, prepare, args, words", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_error_line_exit_2_and_writes_nothing(tmp_path, monkeypatch, stored_run,
+                                                               case_id, prepare, args, words):
+    work = tmp_path / "work"
+    work.mkdir()
+    if prepare == "copy":
+        _copy_run(stored_run)(work)
+    elif isinstance(prepare, str):
+        _corrupt(prepare)(work, stored_run)
+    elif prepare is not None:
+        prepare(work)
+    monkeypatch.chdir(work)
+    before = _snapshot(work)
+    result = runner.invoke(app, [a.replace("{work}", str(work)) for a in args])
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    for w in words:
+        assert w.lower() in errors[0].lower(), (w, errors[0])
+    after = _snapshot(work)
+    # a lock file may be left in an existing run folder (it is empty and harmless); nothing else
+    after = {k: v for k, v in after.items() if not k.endswith(runs.LOCK_FILE) or k in before}
+    assert after == before, "files written or changed"
+
+
+def test_at_least_thirty_bad_inputs_are_listed():
+    assert len(CASES) >= 30
+
+
+def test_a_folder_in_use_is_refused_in_a_real_process(tmp_path, stored_run):
+    """The run-folder lock, with a real second process: one error line naming our pid."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(stored_run, run)
+    with runs.lock_run(run):
+        before = _snapshot(tmp_path)
+        proc = subprocess.run([sys.executable, "-m", "qmczoo.cli", "evaluate", str(run), "--no-progress"],
+                              capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "in use by another qmczoo process" in lines[0] and f"pid {os.getpid()}" in lines[0]
+    assert _snapshot(tmp_path) == before
+
+
+def test_bad_inputs_in_a_real_process(tmp_path):
+    """A seed beyond 64 bits through the real entry point (was an OverflowError): no traceback, exit 2."""
+    for extra in (["--seed", str(2**70)],):
+        proc = subprocess.run([sys.executable, "-m", "qmczoo.cli", "train", "--system", "H2", *FAST,
+                               "--out", str(tmp_path / "new"), *extra],
+                              capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_plug_in_options_are_type_checked_by_their_defaults(monkeypatch):
+    """The check lives in the registry, so entries from outside get it too."""
+    from qmczoo import registry
+    from qmczoo.errors import ConfigError
+
+    entry = dict(factory="nowhere:factory", defaults={"width": 1.0, "layers": 2, "cusp": True,
+                                                      "dims": [[8, 2]], "mode": "a", "extra": None})
+    monkeypatch.setitem(registry._load()["ansatze"], "toy_plugin", entry)
+    ok = get_ansatz("toy_plugin", width=2, layers=3, cusp=False, dims=[[4, 1], [4, 1]], mode="b", extra=[1])
+    assert ok.options["width"] == 2.0 and ok.options["dims"] == [[4, 1], [4, 1]]
+    for bad, words in [({"width": "wide"}, "finite number"), ({"width": float("nan")}, "finite number"),
+                       ({"layers": 0}, ">= 1"), ({"layers": True}, "integer"), ({"cusp": "yes"}, "true or false"),
+                       ({"dims": [[8]]}, "pairs"), ({"dims": []}, "pairs"), ({"mode": 1}, "string")]:
+        with pytest.raises(ConfigError, match=words):
+            get_ansatz("toy_plugin", **bad)

@@ -1,0 +1,92 @@
+"""Runs that survive SIGKILL: a real ``qmczoo train`` process is killed at several moments
+(during a checkpoint write, between writing a checkpoint and renaming it, before the first
+checkpoint), and ``--resume`` must always work and reproduce the uninterrupted run's
+energies to 1e-10 (float64).
+
+The moments inside a checkpoint write use the test-only hook ``QMCZOO_TEST_KILL=event:n``
+of :mod:`qmczoo.checkpoint` (the process SIGKILLs itself at the n-th such event); the kill
+before the first checkpoint comes from outside, at whatever moment the process has reached.
+A shared JAX compilation cache keeps the repeated process starts cheap.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from qmczoo import checkpoint, runs
+
+ARGS = ["--system", "H2", "--preset", "tiny", "--steps", "6", "--pretrain-steps", "0", "--batch-size", "16",
+        "--eval-steps", "0", "--burn-in", "2", "--mcmc-steps", "2", "--checkpoint-every", "2", "--dtype", "float64",
+        "--optimizer", "adam", "--seed", "1", "--no-progress"]
+
+
+def _env(tmp_path, kill=None):
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax-cache"),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    env.pop("QMCZOO_TEST_KILL", None)
+    if kill:
+        env["QMCZOO_TEST_KILL"] = kill
+    return env
+
+
+def _qmczoo(tmp_path, args, kill=None, expect_killed=False):
+    proc = subprocess.run([sys.executable, "-m", "qmczoo.cli", "train", *args], capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path, env=_env(tmp_path, kill))
+    if expect_killed:
+        assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr[-2000:])
+    else:
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def _checkpoint_step(run):
+    """The step of the run's checkpoint (it must load), or None when there is none yet."""
+    path = run / runs.CHECKPOINT
+    if not path.exists():
+        return None
+    return checkpoint._read_payload(path)["metadata"]["step"]
+
+
+def _assert_same_energies(run, ref):
+    a, b = runs.read_log(ref), runs.read_log(run)
+    np.testing.assert_array_equal(b["step"], a["step"])
+    np.testing.assert_allclose(b["energy"], a["energy"], rtol=1e-10, atol=0)
+    np.testing.assert_allclose(b["variance"], a["variance"], rtol=1e-10, atol=0)
+
+
+@pytest.mark.slow
+def test_sigkill_at_any_moment_leaves_a_resumable_run(tmp_path):
+    ref, run, early = tmp_path / "ref", tmp_path / "run", tmp_path / "early"
+    _qmczoo(tmp_path, [*ARGS, "--out", str(ref)])
+    assert list(runs.read_log(ref)["step"]) == [1, 2, 3, 4, 5, 6]
+
+    # 1. killed half-way through writing the third checkpoint (steps 0, 2, then 4)
+    _qmczoo(tmp_path, [*ARGS, "--out", str(run)], kill="checkpoint-partial:3", expect_killed=True)
+    assert _checkpoint_step(run) == 2
+    assert (run / (runs.CHECKPOINT + ".tmp")).exists()  # the half-written file never replaced the good one
+
+    # 2. resumed, then killed after the next checkpoint is fully written but before its rename
+    _qmczoo(tmp_path, ["--resume", str(run)], kill="checkpoint-before-rename:1", expect_killed=True)
+    assert _checkpoint_step(run) == 2
+
+    # 3. resumed to the end: the very same energies as the uninterrupted run
+    _qmczoo(tmp_path, ["--resume", str(run)])
+    _assert_same_energies(run, ref)
+
+    # 4. killed from outside before its first checkpoint (setup, compilation): resume starts it again
+    proc = subprocess.Popen([sys.executable, "-m", "qmczoo.cli", "train", *ARGS, "--out", str(early)],
+                            cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (early / "config.yaml").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (early / "config.yaml").exists()
+    assert _checkpoint_step(early) in (None, 0)
+    _qmczoo(tmp_path, ["--resume", str(early)])
+    _assert_same_energies(early, ref)
