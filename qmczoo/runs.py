@@ -374,7 +374,8 @@ def _remove_run_files(out: Path, created: bool):
 
 def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConfig | None = None,
           out_dir: str | Path | None = None, *, preset: str | None = None, options: dict | None = None,
-          progress: bool = True, eval_steps: int = 0, resume: bool = False, unit: str | None = None) -> RunResult:
+          progress: bool = True, eval_steps: int = 0, resume: bool = False, unit: str | None = None,
+          time_budget: float | None = None) -> RunResult:
     """Train an ansatz on a system; with ``out_dir``, write (or continue) a run folder.
 
     Args:
@@ -392,6 +393,8 @@ def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConf
         None: angstrom for xyz files, inline strings and atom lists); for a built
         :class:`System`, the unit its geometry was read in (recorded in config.yaml and
         summary.json).
+      time_budget: seconds of training-loop wall time (first step's compilation included)
+        after which this call stops taking steps, checkpoints and evaluates as usual.
 
     Everything is validated before anything is written. The folder is locked while the
     run trains. A new run that fails before its first checkpoint leaves no files behind;
@@ -410,7 +413,8 @@ def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConf
         _check_resources(stored_system, stored_spec, stored)
         with lock_run(out):
             try:
-                return _train(out_dir=out, resume=True, config=stored, progress=progress, eval_steps=eval_steps)
+                return _train(out_dir=out, resume=True, config=stored, progress=progress, eval_steps=eval_steps,
+                              time_budget=time_budget)
             except KeyboardInterrupt:
                 raise RunInterrupted(out, (out / CHECKPOINT).exists()) from None
             except jax.errors.JaxRuntimeError as exc:
@@ -429,7 +433,7 @@ def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConf
         raise ConfigError(f"config must be a TrainConfig, got {type(config).__name__}")
     _check_resources(system, spec, config)
     if out is None:
-        return _train(system, spec, config, None, progress=progress, eval_steps=eval_steps)
+        return _train(system, spec, config, None, progress=progress, eval_steps=eval_steps, time_budget=time_budget)
     _check_out_dir(out, fresh=True)
     created = not out.exists()
     try:
@@ -443,7 +447,7 @@ def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConf
             raise
         try:
             return _train(system, spec, config, out, progress=progress, eval_steps=eval_steps,
-                          input_unit=input_unit)
+                          input_unit=input_unit, time_budget=time_budget)
         except KeyboardInterrupt:
             raise RunInterrupted(out, (out / CHECKPOINT).exists()) from None
         except BaseException as exc:
@@ -457,7 +461,8 @@ def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConf
 
 def _train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConfig | None = None,
            out_dir: str | Path | None = None, *, preset: str | None = None, options: dict | None = None,
-           progress: bool = True, eval_steps: int = 0, resume: bool = False, input_unit: str | None = None) -> RunResult:
+           progress: bool = True, eval_steps: int = 0, resume: bool = False, input_unit: str | None = None,
+           time_budget: float | None = None) -> RunResult:
     """The body of :func:`train`, run with its inputs checked and its folder locked.
 
     Args:
@@ -469,6 +474,8 @@ def _train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainCon
       eval_steps: after training, evaluate the energy for this many steps (0: skip).
       resume: continue the run in ``out_dir`` from its checkpoint (system, ansatz and
         config come from its ``config.yaml``; a given ``config.steps`` extends the run).
+      time_budget: seconds of training-loop wall time (first step's compilation included)
+        after which this call stops taking steps, checkpoints and evaluates as usual.
     """
     out = Path(out_dir) if out_dir is not None else None
     if resume:
@@ -535,10 +542,13 @@ def _train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainCon
                 times.append(now - loop_start)
                 bar(info=line(stats))
                 done = int(state.step)
-                if out is not None and (done % config.checkpoint_every == 0 or done == config.steps):
+                over_budget = time_budget is not None and now - loop_start >= time_budget
+                if out is not None and (done % config.checkpoint_every == 0 or done == config.steps or over_budget):
                     _write_csv_rows(out / "train.csv", rows, offset, times)
                     rows, times = [], []
                     checkpoint.save(out / CHECKPOINT, state, {"step": done})
+                if over_budget:
+                    break
         except KeyboardInterrupt:
             if out is not None:  # keep every finished step: the run resumes from here
                 _write_csv_rows(out / "train.csv", rows, offset, times)
