@@ -70,3 +70,82 @@ def plot_training(steps, energies, variances, path: str | Path, *, reference: fl
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_bench(curves: list[dict], path: str | Path, *, references: dict | None = None) -> Path:
+    """Write a bench's ``convergence.png``: one row of panels per system.
+
+    Columns: training energy against step, against training wall time, and the distance
+    |E − E_ref| (mHa, running means, log scale) against step. One colour per ansatz (seeds
+    share it); the reference as a dashed line; the evaluated energy of the final parameters
+    as a point with its error bar at the end of each line.
+
+    ``curves``: dicts with ``label``, ``system``, ``seed``, ``step``, ``wall_time``,
+    ``energy`` (arrays) and ``evaluation`` (``(E, sigma)`` or None).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    references = references or {}
+    systems = list(dict.fromkeys([c["system"] for c in curves] + list(references)))
+    labels = list(dict.fromkeys(c["label"] for c in curves))
+    colours = {lab: plt.get_cmap("tab10")(i % 10) for i, lab in enumerate(labels)}
+    fig, axes = plt.subplots(max(1, len(systems)), 3, figsize=(15, 3.6 * max(1, len(systems))), squeeze=False)
+    for row, system in zip(axes, systems):
+        ref = references.get(system)
+        mine = [c for c in curves if c["system"] == system]
+        finals = []
+        for c in mine:
+            steps, wall, energy = (np.asarray(c[k], dtype=float) for k in ("step", "wall_time", "energy"))
+            ok = np.isfinite(energy)
+            if not ok.any():
+                continue
+            steps, wall, energy = steps[ok], wall[ok], energy[ok]
+            smooth = running_mean(energy, max(1, min(100, energy.size // 10)))
+            first = c is next(x for x in mine if x["label"] == c["label"])
+            style = dict(color=colours[c["label"]], lw=1.4, label=c["label"] if first else None)
+            row[0].plot(steps, smooth, **style)
+            row[1].plot(wall, smooth, **style)
+            if ref is not None:
+                gap = np.abs(smooth - ref) * 1000.0
+                good = gap > 0
+                row[2].semilogy(steps[good], gap[good], **style)
+            finals.append(smooth[-1])
+            if c.get("evaluation") is not None and np.isfinite(c["evaluation"][0]):
+                e, s = c["evaluation"]
+                s = s if np.isfinite(s) else 0.0
+                row[0].errorbar([steps[-1]], [e], yerr=[s], fmt="o", ms=4, color=colours[c["label"]])
+                row[1].errorbar([wall[-1]], [e], yerr=[s], fmt="o", ms=4, color=colours[c["label"]])
+                if ref is not None and abs(e - ref) > 0:
+                    row[2].errorbar([steps[-1]], [1000 * abs(e - ref)], yerr=[1000 * s], fmt="o", ms=4,
+                                    color=colours[c["label"]])
+        for ax in row[:2]:
+            if ref is not None:
+                ax.axhline(ref, color="k", ls="--", lw=1, label=f"reference {ref:.6f}")
+            if finals:
+                values = finals + ([ref] if ref is not None else [])
+                lo, hi = min(values), max(values)
+                pad = max(0.5 * (hi - lo), 5e-3)
+                ax.set_ylim(lo - pad, hi + 2 * pad)
+            ax.set_ylabel("energy (Ha)")
+            ax.grid(alpha=0.3)
+        row[0].set_title(f"{system}: energy against step")
+        row[1].set_title(f"{system}: energy against training wall time")
+        row[0].set_xlabel("step")
+        row[1].set_xlabel("training wall time (s)")
+        row[2].set_title(f"{system}: |E − E_ref| (running mean; dots: evaluated)")
+        row[2].set_xlabel("step")
+        row[2].set_ylabel("mHa")
+        if ref is not None:
+            row[2].axhline(1.6, color="grey", ls=":", lw=1, label="1.6 mHa")
+        row[2].grid(alpha=0.3, which="both")
+        for ax in row:
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
