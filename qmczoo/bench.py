@@ -393,10 +393,15 @@ class BenchResults:
         header, rows = self._display_rows()
         t = Table(title=f"qmczoo bench{f' ({self.out_dir})' if self.out_dir else ''}", title_justify="left")
         for h in header:
-            t.add_column(h, overflow="fold")
+            t.add_column(h, overflow="fold", no_wrap=h == "ansatz")
         for r, row in zip(self.rows, rows):
+            row[-1] = "ok" if r["status"] == "ok" else "failed (below)"
             t.add_row(*[c.replace("**", "") for c in row], style=None if r["status"] == "ok" else "red")
         return t
+
+    def failure_lines(self) -> list[str]:
+        """One line per failed cell: ``ansatz | system | seed N: error``."""
+        return [f"{r['ansatz']} | {r['system']} | seed {r['seed']}: {r['error']}" for r in self.failed]
 
     def write(self, out_dir: str | Path | None = None) -> None:
         """Write results.json, results.csv and results.md into the bench folder."""
