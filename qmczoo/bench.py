@@ -204,7 +204,7 @@ def parse_seeds(spec: str | int | Sequence[int]) -> list[int]:
     return seeds
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(h|hr|hours?|m|min|minutes?|s|sec|seconds?)?", re.I)
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(hours?|hr|h|minutes?|min|m|seconds?|sec|s)?", re.I)
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0}
 
 
