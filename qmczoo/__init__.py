@@ -24,7 +24,8 @@ from qmczoo.systems import System, get_system  # noqa: E402
 # `qmczoo list` and `qmczoo info` start quickly.
 # (`qmczoo.train` is the trainer module; the run-folder function is `run_training`.)
 _LAZY = {"TrainConfig": ("qmczoo.train", "TrainConfig"), "VMC": ("qmczoo.train", "VMC"),
-         "run_training": ("qmczoo.runs", "train"), "evaluate_run": ("qmczoo.runs", "evaluate_run")}
+         "run_training": ("qmczoo.runs", "train"), "evaluate_run": ("qmczoo.runs", "evaluate_run"),
+         "run_bench": ("qmczoo.bench", "run_bench")}
 
 
 def __getattr__(name):
@@ -38,5 +39,5 @@ def __getattr__(name):
 __all__ = [
     "ConfigError", "QmczooError", "SystemSpecError", "System", "TrainConfig", "VMC",
     "evaluate_run", "get_ansatz", "get_system", "list_ansatze", "list_layers", "register_ansatz",
-    "register_layer", "run_training",
+    "register_layer", "run_bench", "run_training",
 ]

@@ -258,6 +258,8 @@ class BenchSettings:
     dtype: str = "float32"
     checkpoint_every: int = 100
     hf_basis: str | None = DEFAULT_HF_BASIS
+    monitor_walkers: int | None = None  # None: the trainer's default
+    monitor_every: int | None = None
 
     def to_dict(self) -> dict:
         # through YAML and back, so that a stored copy compares equal
@@ -266,10 +268,11 @@ class BenchSettings:
     def train_config(self, seed: int, steps: int | None = None):
         from qmczoo.train import TrainConfig
 
+        extra = {k: getattr(self, k) for k in ("monitor_walkers", "monitor_every") if getattr(self, k) is not None}
         return TrainConfig(steps=self.steps if steps is None else steps, batch_size=self.batch_size,
                            optimizer=self.optimizer, learning_rate=self.learning_rate, mcmc_steps=self.mcmc_steps,
                            burn_in=self.burn_in, pretrain_steps=self.pretrain_steps, laplacian=self.laplacian,
-                           dtype=self.dtype, seed=seed, checkpoint_every=self.checkpoint_every)
+                           dtype=self.dtype, seed=seed, checkpoint_every=self.checkpoint_every, **extra)
 
 
 def _check_folder(out: Path, settings: BenchSettings) -> None:
@@ -341,7 +344,8 @@ class BenchResults:
         out = []
         for r in self.rows:
             ok = r["status"] == "ok"
-            energy = format_value(r["energy"], r["energy_error"]) if ok and r["energy"] is not None else "–"
+            energy = (format_value(r["energy"], r["energy_error"] if r["energy_error"] is not None else float("nan"))
+                      if ok and r["energy"] is not None else "–")
             bound = "–" if r.get("variational_ok") is None else ("yes" if r["variational_ok"] else "**no**")
             status = "ok" if ok else f"failed: {r['error']}"
             out.append([r["ansatz"], r["system"], str(r["seed"]), energy, _fmt_num(r["error_mha"], "+.2f"),
@@ -492,14 +496,15 @@ def _finish_row(row: dict, result, log: dict, hf: dict | None, wall: float) -> d
                seconds_per_step=summary.get("seconds_per_step"), steps=int(result.state.step),
                train_seconds=float(log["wall_time"][-1]) if log["wall_time"].size else 0.0,
                wall_seconds=wall, rejected_steps=int(result.state.n_rejected), eval_steps=int(ev.steps))
-    if isinstance(row["seconds_per_step"], float) and not math.isfinite(row["seconds_per_step"]):
-        row["seconds_per_step"] = None
     if ref is not None:
         row["error_mha"] = 1000.0 * (e - ref)
-        row["variational_ok"] = bool(e >= ref - 3.0 * (sigma if math.isfinite(sigma) else 0.0))
+        row["variational_ok"] = bool(e >= ref - 3.0 * (sigma if math.isfinite(sigma) else 0.0))  # no sigma: E >= E_ref
         if hf and hf.get("energy") is not None and hf["energy"] > ref:
             row.update(hf_energy=hf["energy"], hf_basis=hf["basis"],
                        correlation_pct=100.0 * (hf["energy"] - e) / (hf["energy"] - ref))
+    for k, v in row.items():  # NaN is not JSON: an unknown number is None
+        if isinstance(v, float) and not math.isfinite(v):
+            row[k] = None
     return row
 
 
@@ -555,6 +560,10 @@ def _run_cell(variant: AnsatzVariant, system, seed: int, settings: BenchSettings
 
 
 def _curves(out: Path, rows: list[dict]) -> list[dict]:
+    """Energy curves of the cells: the monitor chain's energies where the trainer logged them
+    (walkers never used for an update: honest), else the training walkers' energies."""
+    import numpy as np
+
     from qmczoo.runs import read_log
 
     curves = []
@@ -562,9 +571,14 @@ def _curves(out: Path, rows: list[dict]) -> list[dict]:
         log = read_log(out / r["run_dir"])
         if not log["step"].size:
             continue
-        curves.append({"label": r["ansatz"], "system": r["system"], "seed": r["seed"], "step": log["step"],
-                       "wall_time": log["wall_time"], "energy": log["energy"],
-                       "evaluation": (r["energy"], r["energy_error"]) if r["status"] == "ok" else None})
+        monitor = log.get("monitor_energy")
+        use_monitor = monitor is not None and int(np.isfinite(monitor).sum()) >= 2
+        keep = np.isfinite(monitor) if use_monitor else slice(None)
+        curves.append({"label": r["ansatz"], "system": r["system"], "seed": r["seed"], "step": log["step"][keep],
+                       "wall_time": log["wall_time"][keep], "energy": (monitor if use_monitor else log["energy"])[keep],
+                       "kind": "monitor chain" if use_monitor else "training walkers",
+                       "evaluation": (r["energy"], r["energy_error"] if r["energy_error"] is not None else math.nan)
+                       if r["status"] == "ok" else None})
     return curves
 
 
@@ -575,7 +589,8 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = "H
               sets: dict | None = None, batch_size: int = 256, pretrain_steps: int = 500, eval_steps: int = 200,
               optimizer: str = "kfac", learning_rate: float | None = None, mcmc_steps: int = 10,
               burn_in: int = 100, laplacian: str = "folx", dtype: str = "float32", checkpoint_every: int = 100,
-              hf_basis: str | None = DEFAULT_HF_BASIS, retry_failed: bool = False, progress: bool = True,
+              hf_basis: str | None = DEFAULT_HF_BASIS, monitor_walkers: int | None = None,
+              monitor_every: int | None = None, retry_failed: bool = False, progress: bool = True,
               command: str | None = None, on_cell: Callable[[dict, str], None] | None = None) -> BenchResults:
     """Train and evaluate every (ansatz variant, system, seed) cell under one budget.
 
@@ -590,7 +605,8 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = "H
         training stops at the budget or at ``steps``, whichever comes first.
       seeds: one seed or several; every cell of a seed starts from that seed.
       sets: option overrides applied to every ansatz (a variant's own options win).
-      batch_size ... checkpoint_every: the shared :class:`~qmczoo.train.TrainConfig` settings.
+      batch_size ... checkpoint_every, monitor_walkers, monitor_every: the shared
+        :class:`~qmczoo.train.TrainConfig` settings (monitor_*: None keeps the trainer's default).
       eval_steps: evaluation steps of the final parameters (at least 2).
       hf_basis: basis of the UHF energy for the share of correlation energy (None: skip).
       retry_failed: run failed cells again (from scratch) instead of reporting the old failure.
@@ -616,7 +632,8 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = "H
                              sets=dict(sets or {}), batch_size=batch_size, pretrain_steps=pretrain_steps,
                              eval_steps=eval_steps, optimizer=optimizer, learning_rate=learning_rate,
                              mcmc_steps=mcmc_steps, burn_in=burn_in, laplacian=laplacian, dtype=dtype,
-                             checkpoint_every=checkpoint_every, hf_basis=hf_basis)
+                             checkpoint_every=checkpoint_every, hf_basis=hf_basis,
+                             monitor_walkers=monitor_walkers, monitor_every=monitor_every)
     settings.train_config(seed_list[0])  # bad training settings fail here, before any cell
     out = Path(out_dir)
     _check_folder(out, settings)

@@ -406,6 +406,9 @@ def bench(
     checkpoint_every: int = typer.Option(100, "--checkpoint-every"),
     hf_basis: str = typer.Option("cc-pv5z", "--hf-basis",
                                  help="Basis of the UHF energy for the share of correlation energy ('none': skip)."),
+    monitor_walkers: Optional[int] = typer.Option(None, "--monitor-walkers",
+                                                  help="Walkers of the monitor chain (default: the trainer's)."),
+    monitor_every: Optional[int] = typer.Option(None, "--monitor-every", help="Steps between monitor measurements."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed cells again from scratch."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
@@ -432,7 +435,8 @@ def bench(
                             pretrain_steps=pretrain_steps, eval_steps=eval_steps, optimizer=optimizer,
                             learning_rate=lr, mcmc_steps=mcmc_steps, burn_in=burn_in, laplacian=laplacian,
                             dtype=dtype, checkpoint_every=checkpoint_every,
-                            hf_basis=None if hf_basis.lower() == "none" else hf_basis, retry_failed=retry_failed,
+                            hf_basis=None if hf_basis.lower() == "none" else hf_basis,
+                            monitor_walkers=monitor_walkers, monitor_every=monitor_every, retry_failed=retry_failed,
                             progress=progress, command=("qmczoo bench " + shlex.join(sys.argv[2:]))
                             if sys.argv[1:2] == ["bench"] else None)
     except KeyboardInterrupt:

@@ -81,7 +81,8 @@ def plot_bench(curves: list[dict], path: str | Path, *, references: dict | None 
     as a point with its error bar at the end of each line.
 
     ``curves``: dicts with ``label``, ``system``, ``seed``, ``step``, ``wall_time``,
-    ``energy`` (arrays) and ``evaluation`` (``(E, sigma)`` or None).
+    ``energy`` (arrays), ``evaluation`` (``(E, sigma)`` or None) and optionally ``kind`` (which
+    energy it is, shown on the axis).
     """
     import matplotlib
 
@@ -131,6 +132,8 @@ def plot_bench(curves: list[dict], path: str | Path, *, references: dict | None 
                 ax.set_ylim(lo - pad, hi + 2 * pad)
             ax.set_ylabel("energy (Ha)")
             ax.grid(alpha=0.3)
+        kinds = sorted({c.get("kind", "training walkers") for c in mine})
+        row[0].set_ylabel(f"energy (Ha), {' / '.join(kinds)}", fontsize=8)
         row[0].set_title(f"{system}: energy against step")
         row[1].set_title(f"{system}: energy against training wall time")
         row[0].set_xlabel("step")

@@ -15,9 +15,11 @@ from qmczoo.errors import ConfigError
 runner = CliRunner()
 
 TINY = dict(preset="tiny", steps=5, pretrain_steps=2, batch_size=16, eval_steps=5, burn_in=10, mcmc_steps=5,
-            checkpoint_every=2, hf_basis="cc-pvdz", optimizer="adam")  # adam compiles faster than KFAC
+            checkpoint_every=2, hf_basis="cc-pvdz", optimizer="adam", monitor_walkers=0)
+# (adam and no monitor chain: fewer, faster compilations than the defaults)
 ARGS = ["--preset", "tiny", "--steps", "5", "--pretrain-steps", "2", "--batch-size", "16", "--eval-steps", "5",
-        "--burn-in", "10", "--mcmc-steps", "5", "--checkpoint-every", "2", "--hf-basis", "cc-pvdz", "--optimizer", "adam"]
+        "--burn-in", "10", "--mcmc-steps", "5", "--checkpoint-every", "2", "--hf-basis", "cc-pvdz",
+        "--optimizer", "adam", "--monitor-walkers", "0"]
 # two variants that train, and one whose factory raises (unknown envelope)
 VARIANTS = "ferminet:determinants=1,ferminet:determinants=2,ferminet:envelope=nonsense"
 
@@ -103,6 +105,14 @@ def test_bench_files_columns_and_failed_cell(finished_bench):
     md = (out / "results.md").read_text()
     assert "| ansatz | system | seed | E (Ha) |" in md and "failed: ConfigError" in md and "UHF/cc-pvdz" in md
     assert bench.load_bench(out).rows == res.rows
+    try:
+        import pandas  # noqa: F401  (optional)
+    except ImportError:
+        with pytest.raises(ImportError, match="pandas"):
+            res.to_dataframe()
+    else:
+        df = res.to_dataframe()
+        assert list(df.columns) == list(bench.COLUMNS) and len(df) == 3
 
 
 def test_rerun_through_the_cli_recomputes_nothing(finished_bench, monkeypatch):
