@@ -490,10 +490,18 @@ def _finish_row(row: dict, result, log: dict, hf: dict | None, wall: float) -> d
     e, sigma, ref = float(ev.energy), float(ev.energy_error), row["reference_energy"]
     if not math.isfinite(e):
         raise FloatingPointError(f"the evaluated energy is {e} (NaN or inf)")
-    summary = result.summary
+    import numpy as np
+
+    wall_times = np.asarray(log["wall_time"], dtype=float)
+    # the first step's wall time is its compilation (also when the cell was resumed later);
+    # seconds per step from this call's summary, or from the log when this call took no step
+    compile_seconds = float(wall_times[0]) if wall_times.size else result.summary.get("compile_seconds")
+    per_step = result.summary.get("seconds_per_step")
+    if (per_step is None or not math.isfinite(per_step)) and wall_times.size > 1:
+        per_step = float(np.median(np.diff(wall_times)))
     row.update(status="ok", error="", energy=e, energy_error=sigma, variance=float(ev.variance),
-               n_params=_n_params(result.state.params), compile_seconds=summary.get("compile_seconds"),
-               seconds_per_step=summary.get("seconds_per_step"), steps=int(result.state.step),
+               n_params=_n_params(result.state.params), compile_seconds=compile_seconds,
+               seconds_per_step=per_step, steps=int(result.state.step),
                train_seconds=float(log["wall_time"][-1]) if log["wall_time"].size else 0.0,
                wall_seconds=wall, rejected_steps=int(result.state.n_rejected), eval_steps=int(ev.steps))
     if ref is not None:
@@ -540,6 +548,7 @@ def _run_cell(variant: AnsatzVariant, system, seed: int, settings: BenchSettings
         else:
             if cell.exists():  # stopped before its first checkpoint: start again
                 shutil.rmtree(cell)
+                wall_before = 0.0
             spec = get_ansatz(variant.name, settings.preset, **{**settings.sets, **variant.options})
             result = runs.train(system, spec, settings.train_config(seed), cell, progress=False,
                                 eval_steps=settings.eval_steps, time_budget=settings.time_budget)
