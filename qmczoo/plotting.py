@@ -97,14 +97,15 @@ def plot_bench(curves: list[dict], path: str | Path, *, references: dict | None 
     for row, system in zip(axes, systems):
         ref = references.get(system)
         mine = [c for c in curves if c["system"] == system]
-        finals = []
+        finals, tails = [], []
         for c in mine:
             steps, wall, energy = (np.asarray(c[k], dtype=float) for k in ("step", "wall_time", "energy"))
             ok = np.isfinite(energy)
             if not ok.any():
                 continue
             steps, wall, energy = steps[ok], wall[ok], energy[ok]
-            smooth = running_mean(energy, max(1, min(100, energy.size // 10)))
+            smooth = running_mean(energy, max(1, min(100, energy.size // 5)))
+            tails.append(smooth[smooth.size // 2:])
             first = c is next(x for x in mine if x["label"] == c["label"])
             style = dict(color=colours[c["label"]], lw=1.4, label=c["label"] if first else None)
             row[0].plot(steps, smooth, **style)
@@ -125,10 +126,13 @@ def plot_bench(curves: list[dict], path: str | Path, *, references: dict | None 
         for ax in row[:2]:
             if ref is not None:
                 ax.axhline(ref, color="k", ls="--", lw=1, label=f"reference {ref:.6f}")
-            if finals:
-                values = finals + ([ref] if ref is not None else [])
-                lo, hi = min(values), max(values)
-                pad = max(0.5 * (hi - lo), 5e-3)
+            if finals:  # the second half of every curve, the evaluations and the reference
+                values = np.concatenate(tails + [np.asarray(finals), np.asarray([ref] if ref is not None else [])])
+                values = np.concatenate([values, [c["evaluation"][0] for c in mine if c.get("evaluation")]])
+                lo, hi = np.percentile(values[np.isfinite(values)], [2, 98])
+                if ref is not None:
+                    lo, hi = min(lo, ref), max(hi, ref)
+                pad = max(0.15 * (hi - lo), 2e-3)
                 ax.set_ylim(lo - pad, hi + 2 * pad)
             ax.set_ylabel("energy (Ha)")
             ax.grid(alpha=0.3)
