@@ -53,7 +53,10 @@ def test_pretraining_fits_the_orbitals(full_det):
     state = vmc.initial_state()
     new_state, losses = vmc.pretrain(state)
     assert len(losses) == 60 and np.all(np.isfinite(losses))
-    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5])
+    # the fan-in initialisation starts near the Hartree-Fock scale (misfit ~0.02-0.06 here, not
+    # ~0.6 as before), so 60 steps remove a smaller share of a much smaller misfit
+    assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:5])
+    assert np.mean(losses[-10:]) < 0.05
     assert new_state.walkers.r.shape == state.walkers.r.shape
     assert np.all(np.isfinite(np.asarray(new_state.walkers.r)))
 
