@@ -58,9 +58,9 @@ def test_equivariant_dense_starts_at_the_scale_of_one_dense_layer():
     assert 0.8 < np.mean(variances) < 1.2, variances  # the old per-part init gave about 3
 
 
-def test_residual_keeps_unit_variance():
-    a, b = jax.random.normal(jax.random.PRNGKey(1), (2, 20000))
-    assert float(jnp.var(residual(a, b))) == pytest.approx(1.0, abs=0.05)
+def test_residual_is_a_plain_skip():
+    a, b = jax.random.normal(jax.random.PRNGKey(1), (2, 5))
+    np.testing.assert_array_equal(residual(a, b), a + b)
     assert residual(a[:3], b[:4]).shape == (3,)  # shapes differ: no skip
 
 
@@ -74,7 +74,7 @@ def test_initial_orbitals_are_at_the_hartree_fock_scale():
     up, down = run_hartree_fock(system, basis="sto-3g").orbital_matrices(np.asarray(r))
     target = np.sqrt(np.mean(np.concatenate([up.ravel(), down.ravel()]) ** 2))
     rms = float(jnp.sqrt(jnp.mean(orbitals**2)))
-    assert 0.5 * target < rms < 2.5 * target, (rms, target)  # the old init started 5x too large
+    assert 0.5 * target < rms < 3.0 * target, (rms, target)  # the old init started 5x too large
 
 
 # ------------------------------------------------------------------ pretraining density
