@@ -133,7 +133,7 @@ def _default_out(system: str, ansatz: str) -> Path:
 TRAIN_DEFAULTS = dict(system="LiH", ansatz="ferminet", preset="small", steps=2000, seed=0, charge=0, spin=None,
                       unit=None, batch_size=256, optimizer="kfac", lr=None, pretrain_steps=500, mcmc_steps=10,
                       burn_in=100, laplacian="folx", dtype="float32", eval_steps=200, checkpoint_every=100,
-                      monitor_walkers=64, monitor_every=5)
+                      monitor_walkers=64, monitor_every=10)
 # CLI option -> TrainConfig field
 _TRAIN_FIELDS = dict(steps="steps", seed="seed", batch_size="batch_size", optimizer="optimizer", lr="learning_rate",
                      pretrain_steps="pretrain_steps", mcmc_steps="mcmc_steps", burn_in="burn_in",
@@ -249,7 +249,7 @@ def train(
                                                   help="Walkers of the monitor chain, an honest energy while "
                                                        "training (0: off) [default: 64]."),
     monitor_every: Optional[int] = typer.Option(None, "--monitor-every", show_default=False,
-                                                help="Steps between monitor-chain measurements [default: 5]."),
+                                                help="Steps between monitor-chain measurements [default: 10]."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
     """Train an ansatz on a molecule; writes config, log, checkpoints, plot and summary to a run folder.

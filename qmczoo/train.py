@@ -93,7 +93,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 500
     monitor_walkers: int = 64
-    monitor_every: int = 5
+    monitor_every: int = 10
     max_rejected_steps: int = 20
 
     def __post_init__(self):
