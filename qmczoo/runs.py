@@ -463,20 +463,8 @@ def _train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainCon
            out_dir: str | Path | None = None, *, preset: str | None = None, options: dict | None = None,
            progress: bool = True, eval_steps: int = 0, resume: bool = False, input_unit: str | None = None,
            time_budget: float | None = None) -> RunResult:
-    """The body of :func:`train`, run with its inputs checked and its folder locked.
-
-    Args:
-      system: anything :func:`qmczoo.systems.get_system` takes.
-      ansatz: a registry name (with ``preset``/``options``) or an :class:`AnsatzSpec`.
-      config: a :class:`TrainConfig` (defaults if None).
-      out_dir: run folder; must not already hold a run unless ``resume``.
-      progress: show progress bars.
-      eval_steps: after training, evaluate the energy for this many steps (0: skip).
-      resume: continue the run in ``out_dir`` from its checkpoint (system, ansatz and
-        config come from its ``config.yaml``; a given ``config.steps`` extends the run).
-      time_budget: seconds of training-loop wall time (first step's compilation included)
-        after which this call stops taking steps, checkpoints and evaluates as usual.
-    """
+    """The body of :func:`train` (same arguments; ``input_unit`` is the unit the geometry was
+    read in), run with its inputs checked and its folder locked."""
     out = Path(out_dir) if out_dir is not None else None
     if resume:
         if out is None:
