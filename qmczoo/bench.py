@@ -43,6 +43,7 @@ from typing import Any, Callable, Sequence
 
 import yaml
 
+from qmczoo.defaults import RUN_DEFAULTS
 from qmczoo.errors import ConfigError
 
 BENCH_FILE = "bench.yaml"
@@ -244,19 +245,19 @@ class BenchSettings:
     systems: list[str]
     seeds: list[int]
     preset: str | None = "small"
-    steps: int = 2000
+    steps: int = RUN_DEFAULTS["steps"]
     time_budget: float | None = None
     sets: dict = dataclasses.field(default_factory=dict)
-    batch_size: int = 256
-    pretrain_steps: int = 500
-    eval_steps: int = 200
-    optimizer: str = "kfac"
+    batch_size: int = RUN_DEFAULTS["batch_size"]
+    pretrain_steps: int = RUN_DEFAULTS["pretrain_steps"]
+    eval_steps: int = RUN_DEFAULTS["eval_steps"]
+    optimizer: str = RUN_DEFAULTS["optimizer"]
     learning_rate: float | None = None
-    mcmc_steps: int = 10
-    burn_in: int = 100
-    laplacian: str = "folx"
-    dtype: str = "float32"
-    checkpoint_every: int = 100
+    mcmc_steps: int = RUN_DEFAULTS["mcmc_steps"]
+    burn_in: int = RUN_DEFAULTS["burn_in"]
+    laplacian: str = RUN_DEFAULTS["laplacian"]
+    dtype: str = RUN_DEFAULTS["dtype"]
+    checkpoint_every: int = RUN_DEFAULTS["checkpoint_every"]
     hf_basis: str | None = DEFAULT_HF_BASIS
     monitor_walkers: int | None = None  # None: the trainer's default
     monitor_every: int | None = None
@@ -595,9 +596,12 @@ def _curves(out: Path, rows: list[dict]) -> list[dict]:
 def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = "H2,LiH,Be", *,
               out_dir: str | Path, preset: str | None = "small", steps: int | None = None,
               time_budget: str | float | None = None, seeds: str | int | Sequence[int] = 0,
-              sets: dict | None = None, batch_size: int = 256, pretrain_steps: int = 500, eval_steps: int = 200,
-              optimizer: str = "kfac", learning_rate: float | None = None, mcmc_steps: int = 10,
-              burn_in: int = 100, laplacian: str = "folx", dtype: str = "float32", checkpoint_every: int = 100,
+              sets: dict | None = None, batch_size: int = RUN_DEFAULTS["batch_size"],
+              pretrain_steps: int = RUN_DEFAULTS["pretrain_steps"], eval_steps: int = RUN_DEFAULTS["eval_steps"],
+              optimizer: str = RUN_DEFAULTS["optimizer"], learning_rate: float | None = None,
+              mcmc_steps: int = RUN_DEFAULTS["mcmc_steps"], burn_in: int = RUN_DEFAULTS["burn_in"],
+              laplacian: str = RUN_DEFAULTS["laplacian"], dtype: str = RUN_DEFAULTS["dtype"],
+              checkpoint_every: int = RUN_DEFAULTS["checkpoint_every"],
               hf_basis: str | None = DEFAULT_HF_BASIS, monitor_walkers: int | None = None,
               monitor_every: int | None = None, retry_failed: bool = False, progress: bool = True,
               command: str | None = None, on_cell: Callable[[dict, str], None] | None = None) -> BenchResults:
@@ -628,7 +632,7 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = "H
     """
     budget = parse_duration(time_budget)
     if steps is None:
-        steps = 2000 if budget is None else UNLIMITED_STEPS
+        steps = RUN_DEFAULTS["steps"] if budget is None else UNLIMITED_STEPS
     if int(steps) < 1:
         raise ConfigError(f"--steps must be >= 1, got {steps}")
     if int(eval_steps) < 2:

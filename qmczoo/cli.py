@@ -14,6 +14,8 @@ from typing import List, Optional
 
 import typer
 
+from qmczoo.defaults import RUN_DEFAULTS
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="qmczoo: neural-network wavefunctions for variational quantum Monte Carlo.")
 
@@ -130,10 +132,8 @@ def _default_out(system: str, ansatz: str) -> Path:
 
 # the defaults of `qmczoo train`; the options default to None so that an explicit flag can be
 # told apart from a default (needed to refuse flags that conflict with --resume / --config)
-TRAIN_DEFAULTS = dict(system="LiH", ansatz="ferminet", preset="small", steps=2000, seed=0, charge=0, spin=None,
-                      unit=None, batch_size=256, optimizer="kfac", lr=None, pretrain_steps=500, mcmc_steps=10,
-                      burn_in=100, laplacian="folx", dtype="float32", eval_steps=200, checkpoint_every=100,
-                      monitor_walkers=64, monitor_every=10)
+TRAIN_DEFAULTS = dict(system="LiH", ansatz="ferminet", preset="small", seed=0, charge=0, spin=None, unit=None,
+                      lr=None, monitor_walkers=64, monitor_every=10, **RUN_DEFAULTS)
 # CLI option -> TrainConfig field
 _TRAIN_FIELDS = dict(steps="steps", seed="seed", batch_size="batch_size", optimizer="optimizer", lr="learning_rate",
                      pretrain_steps="pretrain_steps", mcmc_steps="mcmc_steps", burn_in="burn_in",
@@ -394,16 +394,16 @@ def bench(
     seeds: str = typer.Option("0", "--seeds", help="Seeds, comma-separated: 0,1."),
     set_: List[str] = typer.Option([], "--set", help="Option override for every ansatz: key=value (repeatable)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Bench folder (required; re-run to continue)."),
-    batch_size: int = typer.Option(256, "--batch-size", "-b", help="Walkers."),
-    optimizer: str = typer.Option("kfac", "--optimizer", help="kfac, adam or sgd."),
+    batch_size: int = typer.Option(RUN_DEFAULTS["batch_size"], "--batch-size", "-b", help="Walkers."),
+    optimizer: str = typer.Option(RUN_DEFAULTS["optimizer"], "--optimizer", help="kfac, adam or sgd."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default per optimizer)."),
-    pretrain_steps: int = typer.Option(500, "--pretrain-steps", help="Hartree-Fock pretraining steps."),
-    mcmc_steps: int = typer.Option(10, "--mcmc-steps", help="Metropolis steps per optimisation step."),
-    burn_in: int = typer.Option(100, "--burn-in", help="Metropolis steps before training."),
-    laplacian: str = typer.Option("folx", "--laplacian", help="folx, jvp or hessian."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 or float64."),
-    eval_steps: int = typer.Option(200, "--eval-steps", help="Evaluation steps of every cell's final parameters."),
-    checkpoint_every: int = typer.Option(100, "--checkpoint-every"),
+    pretrain_steps: int = typer.Option(RUN_DEFAULTS["pretrain_steps"], "--pretrain-steps", help="Hartree-Fock pretraining steps."),
+    mcmc_steps: int = typer.Option(RUN_DEFAULTS["mcmc_steps"], "--mcmc-steps", help="Metropolis steps per optimisation step."),
+    burn_in: int = typer.Option(RUN_DEFAULTS["burn_in"], "--burn-in", help="Metropolis steps before training."),
+    laplacian: str = typer.Option(RUN_DEFAULTS["laplacian"], "--laplacian", help="folx, jvp or hessian."),
+    dtype: str = typer.Option(RUN_DEFAULTS["dtype"], "--dtype", help="float32 or float64."),
+    eval_steps: int = typer.Option(RUN_DEFAULTS["eval_steps"], "--eval-steps", help="Evaluation steps of every cell's final parameters."),
+    checkpoint_every: int = typer.Option(RUN_DEFAULTS["checkpoint_every"], "--checkpoint-every"),
     hf_basis: str = typer.Option("cc-pv5z", "--hf-basis",
                                  help="Basis of the UHF energy for the share of correlation energy ('none': skip)."),
     monitor_walkers: Optional[int] = typer.Option(None, "--monitor-walkers",
