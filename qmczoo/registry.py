@@ -19,9 +19,10 @@ from typing import Any, Callable
 import yaml
 
 from qmczoo.errors import ConfigError
+from qmczoo.layers.filler import NONE, Layer, _thaw, make_layer
 
 ENTRY_POINT_GROUP = "qmczoo.registry"
-PRESET_NAMES = ("tiny", "small", "paper")
+OPTIONAL_SLOTS = ("jastrow", "backflow")  # slot kinds a user may leave empty (none)
 _REGISTRY: dict[str, dict[str, dict]] | None = None
 
 
@@ -57,15 +58,23 @@ def _unknown(kind: str, name: str, known) -> ConfigError:
 
 
 def register_ansatz(name: str, factory: str | Callable, *, defaults: dict | None = None,
-                    presets: dict | None = None, description: str = "", paper: str = "") -> None:
-    """Add (or replace) an ansatz entry; ``factory(system, **options) -> flax module``."""
+                    presets: dict | None = None, description: str = "", paper: str = "",
+                    slots: dict | None = None, claims: dict | None = None) -> None:
+    """Add (or replace) an ansatz entry; ``factory(system, **options) -> flax module``.
+
+    ``slots`` maps option names to slot kinds (``{"embedding": "embedding"}``); the defaults
+    then name the layer filling each (see ``docs/slots.md``).
+    """
     _load()["ansatze"][name] = dict(factory=factory, defaults=dict(defaults or {}),
-                                    presets=dict(presets or {}), description=description, paper=paper)
+                                    presets=dict(presets or {}), description=description, paper=paper,
+                                    slots=dict(slots or {}), claims=dict(claims or {}))
 
 
-def register_layer(name: str, factory: str | Callable, *, slot: str, description: str = "") -> None:
-    """Add (or replace) a layer entry."""
-    _load()["layers"][name] = dict(factory=factory, slot=slot, description=description)
+def register_layer(name: str, factory: str | Callable, *, slot: str, description: str = "",
+                   options: dict | None = None, claims: dict | None = None, paper: str = "") -> None:
+    """Add (or replace) a layer entry; ``options`` lists every option the layer accepts, with defaults."""
+    _load()["layers"][name] = dict(factory=factory, slot=slot, description=description,
+                                   options=dict(options or {}), claims=dict(claims or {}), paper=paper)
 
 
 def list_ansatze() -> dict[str, dict]:
@@ -73,9 +82,9 @@ def list_ansatze() -> dict[str, dict]:
     return dict(_load()["ansatze"])
 
 
-def list_layers() -> dict[str, dict]:
-    """``{name: entry}`` for every registered layer."""
-    return dict(_load()["layers"])
+def list_layers(slot: str | None = None) -> dict[str, dict]:
+    """``{name: entry}`` for every registered layer (of ``slot``, if given)."""
+    return {k: e for k, e in _load()["layers"].items() if slot is None or e.get("slot") == slot}
 
 
 def entry(name: str) -> tuple[str, dict]:
@@ -98,21 +107,96 @@ def resolve(target: str | Callable) -> Callable:
         raise ConfigError(f"cannot import factory {target!r}: {exc}") from exc
 
 
+def get_layer(name: str, slot: str, options: dict | None = None, *, where: str = "") -> Layer:
+    """The layer ``name`` as a filler of ``slot``, with ``options`` checked against its entry.
+
+    Args:
+      name: a registered layer name (``qmczoo list --layers``).
+      slot: the slot kind it must fill (see :data:`qmczoo.layers.slots.SLOTS`).
+      options: the layer's own options (over the defaults of its registry entry).
+      where: context for error messages, e.g. ``"slot embedding of ferminet"``.
+
+    Raises:
+      ConfigError: unknown layer, a layer of another slot, an option the layer does not
+        accept, or an option value of the wrong type.
+    """
+    if not isinstance(name, str):
+        raise ConfigError(f"{where or 'slot ' + slot} expects a layer name, got {name!r}")
+    where = f" ({where})" if where else ""
+    layers = _load()["layers"]
+    fits = list_layers(slot)
+    if name not in layers:
+        raise _unknown(f"{slot} layer{where}", name, fits)
+    e = layers[name]
+    if e.get("slot") != slot:
+        raise ConfigError(f"layer {name!r} fills slot {e.get('slot')!r}, not {slot!r}{where}; "
+                          f"{slot} layers: {', '.join(sorted(fits))}")
+    defaults = e.get("options") or {}
+    resolved = copy.deepcopy(defaults)
+    for key, value in (options or {}).items():
+        if key not in defaults:
+            raise ConfigError(f"layer {name!r}{where} does not accept option {key!r}; it accepts: "
+                              f"{', '.join(sorted(defaults)) or 'no options'}")
+        resolved[key] = check_option(name, key, value, defaults[key])
+    return make_layer(name, slot, resolve(e["factory"]), resolved)
+
+
 @dataclasses.dataclass(frozen=True)
 class AnsatzSpec:
     """A named ansatz with resolved options; call it with a system to build it.
 
-    ``spec.module(system)`` gives the flax module, ``spec(system)`` / ``spec.build(system)``
-    the engine-facing :class:`~qmczoo.wavefunction.Wavefunction`.
+    ``options`` is flat: the model's own options (``determinants``), each slot's filler
+    (``embedding: schnet_embedding``) and the fillers' options as ``SLOT.KEY``
+    (``embedding.width``). ``spec.module(system)`` gives the flax module, ``spec(system)`` /
+    ``spec.build(system)`` the engine-facing :class:`~qmczoo.wavefunction.Wavefunction`.
     """
 
     name: str
     preset: str | None
     options: dict[str, Any]
 
+    @property
+    def _entry(self) -> dict:
+        return _load()["ansatze"][self.name]
+
+    @property
+    def slots(self) -> dict[str, str]:
+        """``{slot option: layer name}`` (``"none"`` for an empty optional slot)."""
+        return {opt: self.options[opt] for opt in (self._entry.get("slots") or {})}
+
+    def layers(self) -> dict[str, Layer | None]:
+        """``{slot option: resolved Layer}`` (``None`` for an empty slot)."""
+        kinds = self._entry.get("slots") or {}
+        out = {}
+        for opt, kind in kinds.items():
+            name = self.options[opt]
+            out[opt] = None if name == NONE else get_layer(
+                name, kind, _layer_options(self.options, opt), where=f"slot {opt} of {self.name}")
+        return out
+
+    @property
+    def claims(self) -> dict[str, list[str]]:
+        """What the ansatz claims (``{"invariant": [...], "cusp": [...]}``), for its checks.
+
+        The registry entry's claims hold for its default fillers; a slot filled by another
+        layer keeps a claim only if the new layer claims at least what the default did.
+        """
+        e = self._entry
+        claims = {k: list(v) for k, v in (e.get("claims") or {}).items()}
+        defaults = e.get("defaults") or {}
+        for opt in e.get("slots") or {}:
+            old, new = defaults.get(opt), self.options[opt]
+            if old == new:
+                continue
+            if not _claims_cover(_layer_claims(new), _layer_claims(old)):
+                claims = {k: [] for k in claims}
+        return {k: v for k, v in claims.items() if v}
+
     def module(self, system):
-        factory = resolve(_load()["ansatze"][self.name]["factory"])
-        return factory(system, **copy.deepcopy(self.options))
+        factory = resolve(self._entry["factory"])
+        model_options = {k: copy.deepcopy(v) for k, v in self.options.items()
+                         if "." not in k and k not in (self._entry.get("slots") or {})}
+        return factory(system, **model_options, **self.layers())
 
     def build(self, system):
         from qmczoo.wavefunction import from_module
@@ -125,31 +209,81 @@ class AnsatzSpec:
         return {"name": self.name, "preset": self.preset, "options": copy.deepcopy(self.options)}
 
 
+def _layer_options(options: dict, slot_option: str) -> dict:
+    prefix = slot_option + "."
+    return {k[len(prefix):]: v for k, v in options.items() if k.startswith(prefix)}
+
+
+def _layer_claims(name) -> dict:
+    if name == NONE or name not in _load()["layers"]:
+        return {}
+    return _load()["layers"][name].get("claims") or {}
+
+
+def _claims_cover(new: dict, old: dict) -> bool:
+    return all(set(v) <= set(new.get(k) or []) for k, v in old.items())
+
+
 def get_ansatz(name: str, preset: str | None = None, **options) -> AnsatzSpec:
     """Look up ansatz ``name``, apply ``preset`` then ``options`` over its defaults.
 
-    Each option given is checked against the type of its default (:func:`check_option`).
+    Options are the model's own (``determinants=4``), slot fillers by layer name
+    (``embedding="schnet_embedding"``, ``jastrow="none"``) and a filler's own options as
+    ``"SLOT.KEY"`` (``**{"embedding.width": 32}``). When a slot gets another filler, the
+    defaults' and preset's options for the old filler are dropped and the new filler's
+    registry defaults apply. Every value is checked against the type of its default
+    (:func:`check_option`) and every filler against its slot, before anything is built.
 
     Raises:
-      ConfigError: unknown name, preset or option (the message lists what exists), or an
-        option value of the wrong type or range.
+      ConfigError: unknown name, preset, option or layer (the message lists what exists), a
+        layer that fills another slot, or an option value of the wrong type or range.
     """
     ansatze = _load()["ansatze"]
     if name not in ansatze:
         raise _unknown("ansatz", name, ansatze)
     e = ansatze[name]
-    resolved = copy.deepcopy(e.get("defaults") or {})
+    slots = e.get("slots") or {}
+    defaults = e.get("defaults") or {}
+    resolved = copy.deepcopy(defaults)
     presets = e.get("presets") or {}
     if preset is not None:
         if preset not in presets:
             raise _unknown(f"preset of {name}", preset, presets)
         resolved.update(copy.deepcopy(presets[preset]))
-    defaults = e.get("defaults") or {}
+    configured = {opt: resolved.get(opt) for opt in slots}
+    layer_keys = {k: v for k, v in options.items() if k.partition(".")[0] in slots and "." in k}
     for key, value in options.items():
-        if key not in resolved:
+        if key in layer_keys:
+            continue
+        if key not in resolved or "." in key:
+            owners = [k for k in resolved if k.endswith("." + key)]
+            if owners:
+                raise ConfigError(f"option {key!r} of {name} is an option of a slot filler: "
+                                  f"use {' or '.join(repr(k) for k in owners)}")
+            raise _unknown(f"option of {name}", key, [k for k in resolved if "." not in k])
+        if key in slots:
+            resolved[key] = value
+        else:
+            resolved[key] = check_option(name, key, value, defaults.get(key, resolved[key]))
+    for key in layer_keys:
+        if "." in key and key.partition(".")[0] not in slots:
             raise _unknown(f"option of {name}", key, resolved)
-        resolved[key] = check_option(name, key, value, defaults.get(key, resolved[key]))
-    return AnsatzSpec(name=name, preset=preset, options=resolved)
+    out = {k: v for k, v in resolved.items() if "." not in k}
+    for opt, kind in slots.items():
+        filler = resolved[opt]
+        if filler == NONE:
+            if configured[opt] != NONE and kind not in OPTIONAL_SLOTS:
+                raise ConfigError(f"slot {opt} of {name} cannot be empty; {kind} layers: "
+                                  f"{', '.join(sorted(list_layers(kind)))}")
+            if _layer_options(layer_keys, opt):
+                raise ConfigError(f"slot {opt} of {name} is empty (none): it takes no options "
+                                  f"({', '.join(sorted(_layer_options(layer_keys, opt)))})")
+            continue
+        given = {} if filler != configured[opt] else _layer_options(resolved, opt)
+        given.update(_layer_options(layer_keys, opt))
+        layer = get_layer(filler, kind, given, where=f"slot {opt} of {name}")
+        out.update({f"{opt}.{k}": _thaw(v) for k, v in layer.options})
+    return AnsatzSpec(name=name, preset=preset, options=out)
 
 
 def _is_int(value) -> bool:

@@ -72,19 +72,3 @@ class FullEnvelope(nn.Module):
         # norm with a finite derivative at zero (an electron on a nucleus)
         norm = jnp.sqrt(jnp.sum(scaled**2, axis=-1) + 1e-20)
         return jnp.sum(scale(jnp.exp(-norm), pi), axis=1)
-
-
-ENVELOPES = {"isotropic": IsotropicEnvelope, "full": FullEnvelope}
-
-
-def make_envelope(kind: str, orbitals: int, name: str | None = None) -> nn.Module:
-    """Build the envelope called ``kind`` ("isotropic" or "full") for ``orbitals`` orbitals."""
-    from qmczoo.errors import ConfigError
-
-    try:
-        cls = ENVELOPES[kind]
-    except KeyError:
-        raise ConfigError(
-            f"unknown envelope {kind!r}; choose one of: {', '.join(sorted(ENVELOPES))}"
-        ) from None
-    return cls(orbitals=orbitals, name=name)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from qmczoo.layers.slots import ElectronFeatures
+
 
 def electron_nuclear(r: jnp.ndarray, R: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Electron–nuclear displacements and distances.
@@ -73,10 +75,27 @@ def ferminet_inputs(
       ``[N, N, 4]``, and the raw electron–nuclear displacements ``[N, M, 3]`` and
       distances ``[N, M, 1]``.
     """
+    f = ferminet_features(r, R, rescale)
+    return f.one, f.two, f.en_disp, f.en_dist
+
+
+def ferminet_features(r: jnp.ndarray, R: jnp.ndarray, rescale: bool = False) -> ElectronFeatures:
+    """The features-slot filler ``ferminet_features``: FermiNet's streams and raw geometry.
+
+    Args:
+      r: electron positions ``[N, 3]``.
+      R: nuclear positions ``[M, 3]``.
+      rescale: apply :func:`log_rescale` to the stream inputs ``one``/``two`` (the raw
+        displacements and distances are handed on unscaled).
+
+    Returns:
+      :class:`~qmczoo.layers.slots.ElectronFeatures` with ``one`` ``[N, 4M]`` and ``two``
+      ``[N, N, 4]`` (displacements and distances).
+    """
     en_disp, en_dist = electron_nuclear(r, R)
     ee_disp, ee_dist = electron_electron(r)
     d1, r1 = (log_rescale(en_disp, en_dist) if rescale else (en_disp, en_dist))
     d2, r2 = (log_rescale(ee_disp, ee_dist) if rescale else (ee_disp, ee_dist))
     one = jnp.concatenate([d1, r1], axis=-1).reshape(r.shape[0], -1)
     two = jnp.concatenate([d2, r2], axis=-1)
-    return one, two, en_disp, en_dist
+    return ElectronFeatures(one=one, two=two, en_disp=en_disp, en_dist=en_dist, ee_disp=ee_disp, ee_dist=ee_dist)

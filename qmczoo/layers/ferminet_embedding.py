@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from qmczoo.layers.curvature import Dense
+from qmczoo.layers.slots import ElectronFeatures, EmbeddingOutput
 from qmczoo.layers.spin_pooling import EquivariantDense, residual, symmetric_inputs
 
 
@@ -26,25 +27,37 @@ class FermiNetEmbedding(nn.Module):
       activation: nonlinearity (default ``tanh``).
 
     Call:
-      ``one`` ``[N, F1]`` one-electron inputs, ``two`` ``[N, N, F2]`` pair inputs.
+      ``features``: :class:`~qmczoo.layers.slots.ElectronFeatures`; the streams start from
+      ``features.one`` ``[N, F1]`` and ``features.two`` ``[N, N, F2]``.
 
     Returns:
-      ``(h_one, shared, pair)``: the final one-electron stream ``[N, d_one]``, its spin means
-      ``[c d_one]`` and the spin means of the final pair stream ``[N, c d_two]``; a head
-      combines them with :class:`EquivariantDense` (FermiNet's final symmetric features).
+      :class:`~qmczoo.layers.slots.EmbeddingOutput`: ``h`` the final one-electron stream
+      ``[N, d_one]``, ``shared`` its spin means ``[c d_one]``, ``pair`` the spin means of the
+      final pair stream ``[N, c d_two]``; a head combines them with :class:`EquivariantDense`
+      (FermiNet's final symmetric features).
     """
 
     n_up: int
-    hidden_dims: Sequence[tuple[int, int]] = ((32, 8), (32, 8))
+    hidden_dims: Sequence[Sequence[int]] = ((32, 8), (32, 8))
     activation: str = "tanh"
 
     @nn.compact
-    def __call__(self, one: jnp.ndarray, two: jnp.ndarray):
-        act = getattr(jnp, self.activation, None) or getattr(nn, self.activation)
-        h_one, h_two = one, two
+    def __call__(self, features: ElectronFeatures) -> EmbeddingOutput:
+        act = activation(self.activation)
+        h_one, h_two = features.one, features.two
         for layer, (d_one, d_two) in enumerate(self.hidden_dims):
             h, shared, pair = symmetric_inputs(h_one, h_two, self.n_up)
             new_one = act(EquivariantDense(d_one, name=f"one_{layer}")(h, shared, pair))
             new_two = act(Dense(d_two, name=f"two_{layer}")(h_two))
             h_one, h_two = residual(new_one, h_one), residual(new_two, h_two)
-        return symmetric_inputs(h_one, h_two, self.n_up)
+        return EmbeddingOutput(*symmetric_inputs(h_one, h_two, self.n_up))
+
+
+def activation(name: str):
+    """The nonlinearity called ``name`` (``tanh``, ``silu``, ...) from jax.numpy or flax."""
+    fn = getattr(jnp, name, None) or getattr(nn, name, None)
+    if fn is None:
+        from qmczoo.errors import ConfigError
+
+        raise ConfigError(f"unknown activation {name!r}; use a jax.numpy or flax.linen function such as tanh or silu")
+    return fn

@@ -9,7 +9,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from qmczoo.layers.envelopes import make_envelope
+from qmczoo.layers.filler import Layer
+from qmczoo.layers.slots import ElectronFeatures, EmbeddingOutput
 from qmczoo.layers.spin_pooling import EquivariantDense
 
 
@@ -18,19 +19,19 @@ def _rows(x, lo, hi):
 
 
 class OrbitalMatrices(nn.Module):
-    """Orbital matrices for a multi-determinant antisymmetrizer.
+    """Orbital matrices for a multi-determinant antisymmetrizer (the ``orbital_matrices`` filler).
 
     Attributes:
       n_up, n_down: electrons per spin (rows ordered up first).
+      envelope: the envelope-slot filler (a :class:`~qmczoo.layers.slots.Layer`).
       determinants: number ``K`` of determinants.
       full_det: one dense ``N x N`` determinant (True) or block-diagonal up/down (False).
-      envelope: "isotropic" or "full".
       bias: include a bias in the linear heads.
 
     Call:
-      ``h`` ``[N, D]``, ``shared`` ``[Dg]`` or None, ``pair`` ``[N, Dp]`` or None (the output
-      of an embedding, see :class:`~qmczoo.layers.spin_pooling.EquivariantDense`),
-      ``en_disp`` ``[N, M, 3]``, ``en_dist`` ``[N, M, 1]``.
+      ``embedding`` (:class:`~qmczoo.layers.slots.EmbeddingOutput`: ``h`` ``[N, D]``,
+      ``shared`` ``[Dg]`` or None, ``pair`` ``[N, Dp]`` or None) and ``features`` (its
+      ``en_disp`` ``[N, M, 3]`` and ``en_dist`` ``[N, M, 1]`` feed the envelope).
 
     Returns:
       list of orbital blocks ``[K, n_b, n_b]``: one ``[K, N, N]`` block if ``full_det``,
@@ -39,26 +40,25 @@ class OrbitalMatrices(nn.Module):
 
     n_up: int
     n_down: int
+    envelope: Layer
     determinants: int = 1
     full_det: bool = True
-    envelope: str = "isotropic"
     bias: bool = False
 
     @nn.compact
-    def __call__(self, h, shared, pair, en_disp, en_dist):
+    def __call__(self, embedding: EmbeddingOutput, features: ElectronFeatures) -> list[jnp.ndarray]:
         n = self.n_up + self.n_down
         k = self.determinants
-        spans = [("up", 0, self.n_up), ("down", self.n_up, n)]
         rows = []
-        for spin, lo, hi in spans:
+        for spin, lo, hi in (("up", 0, self.n_up), ("down", self.n_up, n)):
             if hi == lo:
                 continue
             n_orb = n if self.full_det else hi - lo
             linear = EquivariantDense(k * n_orb, use_bias=self.bias, name=f"head_{spin}")(
-                h[lo:hi], shared, _rows(pair, lo, hi)
+                embedding.h[lo:hi], embedding.shared, _rows(embedding.pair, lo, hi)
             )
-            env = make_envelope(self.envelope, k * n_orb, name=f"envelope_{spin}")(
-                en_disp[lo:hi], en_dist[lo:hi]
+            env = self.envelope.build(name=f"envelope_{spin}", orbitals=k * n_orb)(
+                features.en_disp[lo:hi], features.en_dist[lo:hi]
             )
             orb = (linear * env).reshape(hi - lo, k, n_orb)
             rows.append(jnp.transpose(orb, (1, 0, 2)))  # [K, n_spin, n_orb]

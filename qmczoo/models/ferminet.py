@@ -1,62 +1,67 @@
 """FermiNet (Pfau, Spencer, Matthews, Foulkes, Phys. Rev. Research 2, 033429, 2020).
 
-Slots: features -> FermiNet two-stream embedding -> spin-specific orbital heads times
-exponential envelopes -> multi-determinant antisymmetrizer (+ optional cusp Jastrow).
+Slots: features -> embedding -> orbitals (with an envelope) -> antisymmetrizer, plus an
+optional Jastrow. The defaults in ``registry.yaml`` fill them with FermiNet's layers
+(``ferminet_features``, ``ferminet_embedding``, ``orbital_matrices``, ``isotropic_envelope``,
+``multi_determinant``); any registered layer of the right slot can take their place
+(``--set embedding=schnet_embedding``). The hybrid ansatz is this model with other fillers.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import flax.linen as nn
 import jax.numpy as jnp
 
-from qmczoo.layers.antisymmetrizers import multi_determinant
-from qmczoo.layers.features import ferminet_inputs
-from qmczoo.layers.ferminet_embedding import FermiNetEmbedding
-from qmczoo.layers.jastrow import make_jastrow
-from qmczoo.layers.orbitals import OrbitalMatrices
-from qmczoo.layers.spin_pooling import as_layer_dims
+from qmczoo.layers.filler import Layer
 
 
 class FermiNet(nn.Module):
-    """The FermiNet ansatz. ``apply(params, r [N,3], R [M,3]) -> (sign, log|psi|)``."""
+    """A determinant ansatz from slots. ``apply(params, r [N,3], R [M,3]) -> (sign, log|psi|)``.
+
+    Attributes:
+      n_up, n_down: electrons per spin; charges: nuclear charges ``[M]``.
+      features, embedding, orbital_head, envelope, antisymmetrizer: slot fillers
+        (:class:`~qmczoo.layers.slots.Layer`; the registry's ``orbitals`` slot is
+        ``orbital_head`` here, since ``orbitals`` is the contract's method); jastrow: a
+        filler or ``None``.
+      determinants: number of determinants; full_det: dense (True) or block-diagonal.
+    """
 
     n_up: int
     n_down: int
-    hidden_dims: Sequence[tuple[int, int]] = ((32, 8), (32, 8))
+    charges: tuple
+    features: Layer
+    embedding: Layer
+    orbital_head: Layer
+    envelope: Layer
+    antisymmetrizer: Layer
+    jastrow: Layer | None = None
     determinants: int = 4
     full_det: bool = True
-    envelope: str = "isotropic"
-    jastrow: str = "none"
-    rescale_inputs: bool = False
 
-    def setup(self):
-        self.embedding = FermiNetEmbedding(n_up=self.n_up, hidden_dims=self.hidden_dims)
-        self.orbital_matrices = OrbitalMatrices(
-            n_up=self.n_up,
-            n_down=self.n_down,
-            determinants=self.determinants,
-            full_det=self.full_det,
-            envelope=self.envelope,
-        )
-        self.jastrow_factor = make_jastrow(self.jastrow, self.n_up)
-
-    def orbitals(self, r: jnp.ndarray, R: jnp.ndarray) -> list[jnp.ndarray]:
-        """Orbital blocks ``[K, n_b, n_b]`` (see :class:`OrbitalMatrices`)."""
-        one, two, en_disp, en_dist = ferminet_inputs(r, R, rescale=self.rescale_inputs)
-        h, shared, pair = self.embedding(one, two)
-        return self.orbital_matrices(h, shared, pair, en_disp, en_dist)
-
-    def __call__(self, r: jnp.ndarray, R: jnp.ndarray):
-        sign, logabs = multi_determinant(self.orbitals(r, R))
-        if self.jastrow_factor is not None:
-            logabs = logabs + self.jastrow_factor(r)
+    @nn.compact
+    def _evaluate(self, r: jnp.ndarray, R: jnp.ndarray, with_psi: bool):
+        context = dict(n_up=self.n_up, n_down=self.n_down, charges=self.charges, determinants=self.determinants,
+                       full_det=self.full_det, envelope=self.envelope)
+        features = self.features.build(**context)(r, R)
+        embedding = self.embedding.build(name="embedding", **context)(features)
+        blocks = self.orbital_head.build(name="orbital_matrices", **context)(embedding, features)
+        if not with_psi:
+            return blocks
+        sign, logabs = self.antisymmetrizer.build(name="antisymmetrizer", **context)(blocks)
+        if self.jastrow is not None:
+            logabs = logabs + self.jastrow.build(name="jastrow", **context)(features, embedding)
         return sign, logabs
 
+    def orbitals(self, r: jnp.ndarray, R: jnp.ndarray) -> list[jnp.ndarray]:
+        """Orbital blocks ``[K, n_b, n_b]`` (used by Hartree–Fock pretraining)."""
+        return self._evaluate(r, R, with_psi=False)
 
-def make_ferminet(system, **options) -> FermiNet:
-    """Factory used by the registry: a FermiNet for ``system`` with ``options``."""
-    if "hidden_dims" in options:
-        options["hidden_dims"] = as_layer_dims(options["hidden_dims"])
-    return FermiNet(n_up=system.n_up, n_down=system.n_down, **options)
+    def __call__(self, r: jnp.ndarray, R: jnp.ndarray):
+        return self._evaluate(r, R, with_psi=True)
+
+
+def make_ferminet(system, orbitals: Layer, **options) -> FermiNet:
+    """Factory used by the registry: options and slot fillers come from ``registry.yaml``."""
+    return FermiNet(n_up=system.n_up, n_down=system.n_down, charges=tuple(float(z) for z in system.charges),
+                    orbital_head=orbitals, **options)

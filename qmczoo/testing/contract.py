@@ -28,6 +28,8 @@ __all__ = [
     "kfac_block_types",
     "check_orbital_shapes",
     "check_rotation_invariance",
+    "check_spec",
+    "random_rotation",
     "check_translation_invariance",
     "random_configuration",
     "run_contract_checks",
@@ -325,7 +327,7 @@ def check_kfac_curvature(wf, system, params=None) -> None:
 
 
 def run_contract_checks(wf, system, seed: int = 0, atol: float = DEFAULT_ATOL,
-                        kfac: bool = True) -> None:
+                        kfac: bool = True, claims: dict | None = None) -> None:
     """All contract checks for ``wf`` on ``system``, in float64; raises AssertionError.
 
     Builds parameters with ``wf.init`` at a random configuration near the nuclei (floating
@@ -339,7 +341,13 @@ def run_contract_checks(wf, system, seed: int = 0, atol: float = DEFAULT_ATOL,
       system: a :class:`~qmczoo.systems.System` with ``n_up``/``n_down`` as ``wf``.
       seed: seeds the configuration and the parameters.
       atol: tolerance on ``log|psi|``.
+      kfac: also check the KFAC curvature blocks.
+      claims: what the ansatz claims beyond the contract (``AnsatzSpec.claims``):
+        ``{"invariant": ["rotation"]}`` adds :func:`check_rotation_invariance` (three random
+        rotations), ``{"cusp": ["electron_nuclear", "electron_electron"]}`` the numerical Kato
+        cusp checks of :mod:`qmczoo.testing.cusps` on the whole ansatz.
     """
+    claims = claims or {}
     if (wf.n_up, wf.n_down) != (system.n_up, system.n_down):
         raise AssertionError(
             f"{wf.name}: built for (n_up, n_down) = ({wf.n_up}, {wf.n_down}) but the system "
@@ -354,5 +362,29 @@ def run_contract_checks(wf, system, seed: int = 0, atol: float = DEFAULT_ATOL,
         check_antisymmetry(wf, params, r, R, atol=atol)
         check_translation_invariance(wf, params, r, R, shift=jnp.array([0.7, -1.3, 2.1]), atol=atol)
         check_orbital_shapes(wf, params, r, R)
+        if "rotation" in (claims.get("invariant") or []):
+            for k in range(3):
+                check_rotation_invariance(wf, params, r, R, random_rotation(seed + k), atol=atol)
+        cusps = claims.get("cusp") or []
+        if cusps:
+            from qmczoo.testing import cusps as cusp_checks
+
+            if "electron_nuclear" in cusps:
+                cusp_checks.check_electron_nuclear_cusp(wf, params, r, R, np.asarray(system.charges))
+            if "electron_electron" in cusps and wf.n_up + wf.n_down > 1:
+                cusp_checks.check_electron_electron_cusp(wf, params, r, R)
         if kfac:
             check_kfac_curvature(wf, system, params)
+
+
+def check_spec(spec, system, seed: int = 0, atol: float = DEFAULT_ATOL, kfac: bool = True) -> None:
+    """:func:`run_contract_checks` on the ansatz ``spec`` (an ``AnsatzSpec``) built for ``system``,
+    including the checks its claims call for (``spec.claims``)."""
+    run_contract_checks(spec.build(system), system, seed=seed, atol=atol, kfac=kfac, claims=spec.claims)
+
+
+def random_rotation(seed: int) -> np.ndarray:
+    """A random proper rotation matrix ``[3, 3]`` (QR of a Gaussian matrix, det +1)."""
+    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    return q if np.linalg.det(q) > 0 else -q

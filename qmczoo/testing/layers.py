@@ -1,0 +1,307 @@
+"""Checks of ONE registered layer against what its registry entry claims.
+
+:func:`check_layer` builds the layer in a small harness that feeds it what its slot receives in
+a real ansatz (features of a configuration of BH: 3 up and 3 down electrons around two nuclei,
+a tiny FermiNet embedding where the slot takes an embedding), then runs the checks that its
+``claims`` call for:
+
+==============================  ===================================================================
+claim                           check
+==============================  ===================================================================
+``equivariant: [permutation]``  permuting same-spin electrons permutes the output's electron rows
+``equivariant: [pair_permutation]``  ... permutes rows and columns of each block (pair matrices)
+``invariant: [permutation]``    permuting same-spin electrons leaves the output unchanged
+``invariant: [translation]``    moving electrons and nuclei together leaves the output unchanged
+``invariant: [rotation]``       rotating electrons and nuclei together leaves the output unchanged
+``antisymmetric: [same_spin]``  swapping same-spin electrons flips the sign, keeps log|psi|
+``decays: [far]``               the output vanishes 60 bohr from the nuclei
+``smooth: [electron_electron, electron_nuclear]``  no kink at coalescence: the spherically
+                                averaged radial slope of the output there is zero
+``cusp: [...]``                 (Jastrows) Kato's cusps of exp(J), see :mod:`qmczoo.testing.cusps`
+==============================  ===================================================================
+
+and, for a layer with parameters, that each lands in a proper KFAC block. Everything runs in
+float64. A plug-in author calls ``check_layer("my_layer")`` after registering the layer.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from qmczoo.layers.filler import Layer
+
+HARNESS_GEOMETRY = "B 0 0 0; H 0 0 2.329"  # bohr; 3 up + 3 down electrons, two nuclei
+DETERMINANTS = 2
+ENVELOPE_ORBITALS = 3
+
+
+@functools.lru_cache(maxsize=None)
+def _harness_system():
+    from qmczoo.systems import get_system
+
+    return get_system(HARNESS_GEOMETRY, unit="bohr")
+
+
+class _Harness(nn.Module):
+    """Feeds ``layer`` what its slot receives in an ansatz; returns the layer's output."""
+
+    layer: Layer
+    n_up: int
+    n_down: int
+    charges: tuple
+    hartree_fock: Any = None
+
+    @nn.compact
+    def __call__(self, r, R):
+        from qmczoo.layers.envelopes import IsotropicEnvelope
+        from qmczoo.layers.features import ferminet_features
+        from qmczoo.layers.ferminet_embedding import FermiNetEmbedding
+        from qmczoo.layers.filler import make_layer
+        from qmczoo.layers.orbitals import OrbitalMatrices
+
+        envelope = make_layer("isotropic_envelope", "envelope", IsotropicEnvelope)
+        context = dict(n_up=self.n_up, n_down=self.n_down, charges=self.charges, determinants=DETERMINANTS,
+                       full_det=True, envelope=envelope, orbitals=ENVELOPE_ORBITALS,
+                       hartree_fock=self.hartree_fock)
+        slot = self.layer.slot
+        built = self.layer.build(name="layer", **context) if slot != "features" else self.layer.build(**context)
+        if slot == "features":
+            return built(r, R)
+        features = ferminet_features(r, R)
+        if slot == "envelope":
+            return built(features.en_disp, features.en_dist)
+        if slot == "baseline":
+            return built(features)
+        embedding = FermiNetEmbedding(n_up=self.n_up, hidden_dims=((8, 4),), name="harness_embedding")(features)
+        if slot == "embedding":
+            return built(features)
+        if slot == "orbitals":
+            return built(embedding, features)
+        if slot == "jastrow":
+            return built(features, embedding)
+        if slot == "backflow":  # baseline-like orbitals of the up electrons: fixed functions of r
+            centres = jnp.asarray([[0.3, -0.2, 0.1], [0.0, 0.5, 1.2], [-0.4, 0.0, 2.0]], r.dtype)
+            phi = jnp.exp(-jnp.linalg.norm(r[: self.n_up, None] - centres[None], axis=-1))
+            return built(embedding.h[: self.n_up], phi)
+        if slot == "antisymmetrizer":
+            blocks = OrbitalMatrices(n_up=self.n_up, n_down=self.n_down, envelope=envelope, determinants=DETERMINANTS,
+                                     full_det=False, name="harness_orbitals")(embedding, features)
+            return built(blocks)
+        raise ValueError(f"check_layer has no harness for slot {slot!r}")
+
+
+def layer_harness(layer: Layer):
+    """``(init, apply, system)`` of the harness of ``layer``: ``apply(params, r [N,3], R [M,3])``
+    returns what the layer returns in its slot."""
+    system = _harness_system()
+    hf = None
+    if layer.slot == "baseline":
+        from qmczoo.hartree_fock import run_hartree_fock
+
+        hf = run_hartree_fock(system, "sto-3g")
+    module = _Harness(layer=layer, n_up=system.n_up, n_down=system.n_down,
+                      charges=tuple(float(z) for z in system.charges), hartree_fock=hf)
+    return module.init, module.apply, system
+
+
+# ----------------------------------------------------------------------------- output algebra
+
+
+def _leaves(out) -> list[np.ndarray]:
+    return [np.asarray(x) for x in jax.tree.leaves(out)]
+
+
+def _permute_rows(out, perm: np.ndarray, slot: str, n_up: int, pair: bool = False):
+    """The output expected after electrons are permuted by ``perm`` (same-spin permutations)."""
+    up, down = perm[:n_up], perm[n_up:] - n_up
+    if slot == "features":
+        return out.replace(one=out.one[perm], two=out.two[perm][:, perm], en_disp=out.en_disp[perm],
+                           en_dist=out.en_dist[perm], ee_disp=out.ee_disp[perm][:, perm],
+                           ee_dist=out.ee_dist[perm][:, perm])
+    if slot == "embedding":
+        return out.replace(h=out.h[perm], pair=None if out.pair is None else out.pair[perm])
+    if slot == "envelope":
+        return out[perm]
+    if slot == "baseline":
+        return out[0][up], out[1][down]
+    if slot == "backflow":
+        return out[:, up]
+    if slot == "orbitals":
+        blocks = []
+        for b in out:
+            p = perm if b.shape[1] == len(perm) else (up if b is out[0] else down)
+            b = b[:, p]
+            blocks.append(b[:, :, p] if pair else b)
+        return blocks
+    raise ValueError(f"no permutation rule for the output of slot {slot!r}")
+
+
+def _assert_close(a, b, what: str, name: str, atol: float):
+    la, lb = _leaves(a), _leaves(b)
+    if len(la) != len(lb) or any(x.shape != y.shape for x, y in zip(la, lb)):
+        raise AssertionError(f"{name}: {what}: output structure changed")
+    worst = max((float(np.max(np.abs(x - y))) if x.size else 0.0) for x, y in zip(la, lb))
+    if not worst <= atol:
+        raise AssertionError(f"{name}: {what}: output changed by {worst:.3g} (atol {atol:g})")
+
+
+def _same_spin_permutations(n_up: int, n_down: int) -> list[np.ndarray]:
+    n = n_up + n_down
+    perms = []
+    if n_up > 1:  # a cycle of all up electrons (even for three) and a swap (odd)
+        p = np.arange(n)
+        p[:n_up] = np.roll(np.arange(n_up), 1)
+        perms.append(p)
+        p = np.arange(n)
+        p[[0, 1]] = [1, 0]
+        perms.append(p)
+    if n_down > 1:
+        p = np.arange(n)
+        p[[n_up, n_up + 1]] = [n_up + 1, n_up]
+        perms.append(p)
+    return perms
+
+
+def _parity(perm: np.ndarray) -> int:
+    """+1 for an even permutation, -1 for an odd one."""
+    perm, sign = list(perm), 1
+    for i in range(len(perm)):
+        while perm[i] != i:
+            j = perm[i]
+            perm[i], perm[j] = perm[j], perm[i]
+            sign = -sign
+    return sign
+
+
+def _scalar(out) -> jnp.ndarray:
+    """A fixed scalar function of a layer output (for smoothness and KFAC checks)."""
+    leaves = [x for x in jax.tree.leaves(out) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)]
+    total = 0.0
+    for i, x in enumerate(leaves):
+        w = jnp.cos(jnp.arange(x.size, dtype=x.dtype) * 0.7 + i).reshape(x.shape)
+        total = total + jnp.sum(jnp.tanh(x) * w)
+    return total
+
+
+def _antipodal_directions(count: int = 24) -> np.ndarray:
+    """``2 count`` unit vectors in antipodal pairs (a Fibonacci half-sphere and its mirror)."""
+    k = np.arange(count) + 0.5
+    z = k / count
+    phi = np.pi * (1 + 5**0.5) * k
+    v = np.stack([np.sqrt(1 - z**2) * np.cos(phi), np.sqrt(1 - z**2) * np.sin(phi), z], axis=-1)
+    return np.concatenate([v, -v])
+
+
+def _radial_slope(f, r, centre_fn, electron: int, delta: float = 1e-3) -> float:
+    """Spherically averaged slope d<f>/d|x| at coalescence: electron ``electron`` is put at
+    ``centre_fn(r) + d n`` for antipodal directions ``n`` and d = delta, 2 delta."""
+    dirs = jnp.asarray(_antipodal_directions(), r.dtype)
+
+    def mean_at(d):
+        def one(n):
+            x = r.at[electron].set(centre_fn(r) + d * n)
+            return f(x)
+
+        return jnp.mean(jax.vmap(one)(dirs))
+
+    return float((mean_at(2 * delta) - mean_at(delta)) / delta)
+
+
+# ----------------------------------------------------------------------------- the check
+
+
+def check_layer(name: str, seed: int = 0, atol: float = 1e-9) -> None:
+    """Run on the registered layer ``name`` every check its claims call for; AssertionError if one fails.
+
+    The layer is built with its registry defaults (see the module docstring for the harness and
+    the claims). Runs in float64.
+    """
+    from qmczoo.registry import entry, get_layer
+    from qmczoo.testing.contract import kfac_block_types, random_configuration, random_rotation, to_float64
+    from qmczoo.wavefunction import Wavefunction
+
+    kind, e = entry(name)
+    if kind != "layers":
+        raise ValueError(f"{name!r} is an ansatz, not a layer: use qmczoo.testing.check_spec")
+    layer = get_layer(name, e["slot"])
+    claims = {k: list(v or []) for k, v in (e.get("claims") or {}).items()}
+    with jax.enable_x64(True):
+        init, apply, system = layer_harness(layer)
+        R = jnp.asarray(system.positions, jnp.float64)
+        r = random_configuration(jax.random.PRNGKey(seed), system, jnp.float64)
+        params = to_float64(jax.jit(init)(jax.random.PRNGKey(seed + 1), r, R))
+        f = jax.jit(apply)
+        out = f(params, r, R)
+        for leaf in _leaves(out):
+            if not np.all(np.isfinite(leaf)):
+                raise AssertionError(f"{name}: output is not finite at a random configuration")
+        n_up = system.n_up
+        slot = layer.slot
+        equivariant = claims.get("equivariant", [])
+        invariant = claims.get("invariant", [])
+        for perm in _same_spin_permutations(system.n_up, system.n_down):
+            moved = f(params, r[perm], R)
+            if "permutation" in equivariant or "pair_permutation" in equivariant:
+                expected = _permute_rows(out, perm, slot, n_up, pair="pair_permutation" in equivariant)
+                _assert_close(moved, expected, f"not permutation-equivariant under {perm.tolist()}", name, atol)
+            if "permutation" in invariant:
+                _assert_close(moved, out, f"not permutation-invariant under {perm.tolist()}", name, atol)
+            if "same_spin" in claims.get("antisymmetric", []):
+                if float(moved[0]) != _parity(perm) * float(out[0]):
+                    raise AssertionError(f"{name}: the same-spin permutation {perm.tolist()} (parity "
+                                         f"{_parity(perm):+d}) did not multiply the sign by its parity")
+                _assert_close(moved[1], out[1], f"log|psi| changed under {perm.tolist()}", name, atol)
+        if "translation" in invariant:
+            shift = jnp.asarray([0.7, -1.3, 2.1])
+            _assert_close(f(params, r + shift, R + shift), out, "not translation-invariant", name, atol)
+        if "rotation" in invariant:
+            rot = jnp.asarray(random_rotation(seed))
+            _assert_close(f(params, r @ rot.T, R @ rot.T), out, "not rotation-invariant", name, atol)
+        if "far" in claims.get("decays", []):
+            far = r + 60.0
+            near, gone = _leaves(out), _leaves(f(params, far, R))
+            if any(np.max(np.abs(g)) > 1e-10 * max(1.0, np.max(np.abs(x))) for g, x in zip(gone, near)):
+                raise AssertionError(f"{name}: does not decay: output 60 bohr away is not ~0")
+        smooth = claims.get("smooth", [])
+        scalar = lambda x: _scalar(apply(params, x, R))  # noqa: E731
+        if "electron_nuclear" in smooth:
+            slope = _radial_slope(scalar, r, lambda x: R[0], electron=0)
+            if abs(slope) > 1e-2:
+                raise AssertionError(f"{name}: not smooth at an electron–nuclear coalescence (radial slope {slope:.3g})")
+        if "electron_electron" in smooth:
+            slope = _radial_slope(scalar, r, lambda x: x[n_up], electron=0)
+            if abs(slope) > 1e-2:
+                raise AssertionError(f"{name}: not smooth at an electron–electron coalescence (radial slope {slope:.3g})")
+        as_wf = Wavefunction(init=init, signed_log_psi=lambda p, x, y: (jnp.ones((), x.dtype), _log_of(apply(p, x, y))),
+                             n_up=system.n_up, n_down=system.n_down, name=name)
+        if claims.get("cusp"):
+            from qmczoo.testing import cusps
+
+            if "electron_nuclear" in claims["cusp"]:
+                cusps.check_electron_nuclear_cusp(as_wf, params, r, R, np.asarray(system.charges))
+            if "electron_electron" in claims["cusp"]:
+                cusps.check_electron_electron_cusp(as_wf, params, r, R)
+        own = [p for p in jax.tree_util.tree_leaves_with_path(params)
+               if "harness_" not in jax.tree_util.keystr(p[0])]
+        if own:
+            naive = [path for path, block in kfac_block_types(as_wf, system, params).items()
+                     if block == "NaiveDiagonal" and "harness_" not in path]
+            if naive:
+                raise AssertionError(f"{name}: parameters without proper KFAC curvature (NaiveDiagonal): "
+                                     f"{', '.join(naive)}; register them with qmczoo.layers.curvature")
+
+
+def _log_of(out):
+    """A layer output as the log|psi| of a test wavefunction: log|psi| of an antisymmetrizer,
+    the value of a Jastrow, a fixed scalar function of anything else."""
+    if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], jax.Array) and out[1].ndim == 0:
+        return out[1]
+    if isinstance(out, jax.Array) and out.ndim == 0:
+        return out
+    return _scalar(out)
