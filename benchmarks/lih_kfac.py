@@ -59,7 +59,7 @@ def main():
     ap.add_argument("--set", dest="overrides", action="append", default=[],
                     help="TrainConfig field=value (e.g. inverse_update_period=1)")
     ap.add_argument("--option", dest="options", action="append", default=[],
-                    help="ansatz option=value (e.g. jastrow=simple_ee)")
+                    help="ansatz option=value (e.g. jastrow=ee_cusp_jastrow)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--csv", default=None, help="write step, seconds since start, energy")
     ap.add_argument("--eval-steps", type=int, default=500,

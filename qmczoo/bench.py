@@ -12,9 +12,9 @@ and ``convergence.png``. Running the same bench again skips finished cells and r
 interrupted one from its checkpoint; different settings in the same folder are refused.
 
 Ansatz variants are written ``NAME[:KEY=VALUE[:KEY=VALUE...]]``; values are YAML, so lists
-work (``ferminet:hidden_dims=[[64,8],[64,8]]``). Several variants are separated by commas;
+work (``ferminet:embedding.hidden_dims=[[64,8],[64,8]]``). Several variants are separated by commas;
 an item ``KEY=VALUE`` after a comma continues the options of the variant before it, so
-``ferminet:jastrow=simple_ee,determinants=4`` is one variant with two options.
+``ferminet:jastrow=ee_cusp_jastrow,determinants=4`` is one variant with two options.
 
 From a notebook::
 
@@ -130,7 +130,7 @@ def _parse_option(text: str, where: str) -> tuple[str, Any, str]:
 
 
 def parse_ansatze(spec: str | Sequence[str]) -> list[AnsatzVariant]:
-    """``"ferminet,ferminet:determinants=1:jastrow=simple_ee"`` -> a list of variants.
+    """``"ferminet,ferminet:determinants=1:jastrow=ee_cusp_jastrow"`` -> a list of variants.
 
     ``all`` stands for every registered ansatz with its defaults. Unknown names, malformed
     options and duplicate variants raise :class:`ConfigError`; whether an option exists is

@@ -61,7 +61,8 @@ def _quiet_jax():
 
 @app.command("list")
 @_friendly
-def list_cmd(systems: bool = typer.Option(False, "--systems", help="Also list the named molecules.")):
+def list_cmd(systems: bool = typer.Option(False, "--systems", help="Also list the named molecules."),
+             layers_only: bool = typer.Option(False, "--layers", help="Only the layers, with slots, claims and options.")):
     """List the registered ansätze and layers (and, with --systems, named molecules)."""
     from rich.console import Console
     from rich.table import Table
@@ -69,17 +70,23 @@ def list_cmd(systems: bool = typer.Option(False, "--systems", help="Also list th
     from qmczoo.registry import list_ansatze, list_layers
 
     console = Console()
-    t = Table(title="ansätze", title_justify="left")
-    for col in ("name", "presets", "description"):
+    if not layers_only:
+        t = Table(title="ansätze (qmczoo info NAME shows slots, options and presets)", title_justify="left")
+        for col in ("name", "presets", "description", "paper"):
+            t.add_column(col)
+        for name, e in sorted(list_ansatze().items()):
+            t.add_row(name, ", ".join(e.get("presets") or {}), _one_line(e.get("description")),
+                      _one_line(e.get("paper")))
+        console.print(t)
+    t = Table(title="layers (fill a slot with --set SLOT=NAME)", title_justify="left")
+    columns = ("name", "slot", "description") + (("claims", "options") if layers_only else ())
+    for col in columns:
         t.add_column(col)
-    for name, e in sorted(list_ansatze().items()):
-        t.add_row(name, ", ".join(e.get("presets") or {}), " ".join(str(e.get("description", "")).split()))
-    console.print(t)
-    t = Table(title="layers", title_justify="left")
-    for col in ("name", "slot", "description"):
-        t.add_column(col)
-    for name, e in sorted(list_layers().items()):
-        t.add_row(name, e.get("slot", ""), " ".join(str(e.get("description", "")).split()))
+    for name, e in sorted(list_layers().items(), key=lambda kv: (kv[1].get("slot", ""), kv[0])):
+        row = [name, e.get("slot", ""), _one_line(e.get("description"))]
+        if layers_only:
+            row += [_claims_text(e.get("claims")), _options_text(e.get("options"))]
+        t.add_row(*row)
     console.print(t)
     if systems:
         from qmczoo.systems import get_system, molecule_names
@@ -94,14 +101,28 @@ def list_cmd(systems: bool = typer.Option(False, "--systems", help="Also list th
         console.print(t)
 
 
+def _one_line(text) -> str:
+    return " ".join(str(text or "").split())
+
+
+def _claims_text(claims) -> str:
+    return "; ".join(f"{k}: {', '.join(v)}" for k, v in (claims or {}).items() if v) or "-"
+
+
+def _options_text(options) -> str:
+    import yaml
+
+    return ", ".join(f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
+                     for k, v in (options or {}).items()) or "-"
+
+
 @app.command()
 @_friendly
 def info(name: str = typer.Argument(..., help="An ansatz, a layer or a named molecule.")):
-    """Show what the registry knows about NAME: factory, paper, defaults and presets."""
-    import yaml
-
+    """Show what the registry knows about NAME: an ansatz's slots and fillers, options, presets
+    and paper; a layer's slot, claims and options; a molecule's geometry and reference energy."""
     from qmczoo.errors import ConfigError
-    from qmczoo.registry import entry
+    from qmczoo.registry import entry, get_ansatz, list_ansatze
 
     try:
         kind, e = entry(name)
@@ -119,9 +140,33 @@ def info(name: str = typer.Argument(..., help="An ansatz, a layer or a named mol
         if s.reference_energy is not None:
             typer.echo(f"reference energy: {s.reference_energy} Ha ({s.reference_source})")
         return
-    shown = {k: (v if not callable(v) else f"{v.__module__}:{v.__qualname__}") for k, v in e.items()}
-    typer.echo(f"{name} ({'ansatz' if kind == 'ansatze' else 'layer'})")
-    typer.echo(yaml.safe_dump(shown, sort_keys=False, width=100).rstrip())
+    factory = e.get("factory")
+    factory = factory if isinstance(factory, str) else f"{factory.__module__}:{factory.__qualname__}"
+    typer.echo(f"{name} ({'ansatz' if kind == 'ansatze' else 'layer'}): {_one_line(e.get('description'))}")
+    if e.get("paper"):
+        typer.echo(f"paper: {_one_line(e.get('paper'))}")
+    typer.echo(f"factory: {factory}")
+    if kind == "layers":
+        users = [a for a, ae in sorted(list_ansatze().items()) if name in (ae.get("defaults") or {}).values()]
+        typer.echo(f"slot: {e.get('slot')}")
+        typer.echo(f"claims: {_claims_text(e.get('claims'))}")
+        typer.echo(f"options: {_options_text(e.get('options'))}")
+        typer.echo(f"default filler in: {', '.join(users) or '-'}")
+        return
+    spec = get_ansatz(name)
+    slots = e.get("slots") or {}
+    if slots:
+        typer.echo("slots (--set SLOT=LAYER; the filler's options as --set SLOT.KEY=VALUE):")
+        for opt, slot_kind in slots.items():
+            filler = spec.options[opt]
+            own = {k.partition(".")[2]: v for k, v in spec.options.items() if k.startswith(opt + ".")}
+            kind_text = "" if slot_kind == opt else f" ({slot_kind})"
+            typer.echo(f"  {opt + kind_text:<26} {filler:<24} {_options_text(own) if own else ''}".rstrip())
+    model = {k: v for k, v in spec.options.items() if "." not in k and k not in slots}
+    typer.echo(f"options: {_options_text(model)}")
+    typer.echo(f"claims: {_claims_text(e.get('claims'))}")
+    for preset, values in (e.get("presets") or {}).items():
+        typer.echo(f"preset {preset}: {_options_text(values)}")
 
 
 def _default_out(system: str, ansatz: str) -> Path:
@@ -382,7 +427,7 @@ def evaluate(
 def bench(
     ansatz: List[str] = typer.Option(["all"], "--ansatz", "-a",
                                      help="Ansatz variants, comma-separated: NAME[:KEY=VALUE...], e.g. "
-                                          "'ferminet,ferminet:determinants=1:jastrow=simple_ee'; 'all': every "
+                                          "'ferminet,ferminet:determinants=1:jastrow=ee_cusp_jastrow'; 'all': every "
                                           "registered ansatz."),
     system: List[str] = typer.Option(["H2,LiH,Be"], "--system", "-s",
                                      help="Systems, comma-separated (names, xyz files, inline geometries)."),

@@ -350,7 +350,7 @@ def check_option(ansatz: str, key: str, value, default):
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``["determinants=4", "hidden_dims=[[32,4]]"]`` -> ``{"determinants": 4, ...}`` (YAML values)."""
+    """``["determinants=4", "embedding.hidden_dims=[[32,4]]"]`` -> ``{"determinants": 4, ...}`` (YAML values)."""
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")

@@ -41,6 +41,7 @@ LOCK_FILE = ".qmczoo.lock"
 RUN_FILES = ("config.yaml", "train.csv", "train.csv.tmp", CHECKPOINT, CHECKPOINT + ".tmp", "energy.png", "summary.json",
              "evaluation.json", LOCK_FILE)
 SUMMARY_FRACTION = 0.2  # the summary energy averages the last 20% of training steps
+EVALUATION_BURN_IN = 20  # unmeasured Metropolis calls (of mcmc_steps each) before an evaluation measures
 
 
 @dataclasses.dataclass
@@ -552,7 +553,7 @@ def _train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainCon
 
             ebar = bars.task("evaluate", eval_steps)
             evaluation = evaluate(vmc, state.params, state.walkers, eval_steps,
-                                  jax.random.fold_in(state.key, EVALUATION_KEY_TAG), burn_in=10,
+                                  jax.random.fold_in(state.key, EVALUATION_KEY_TAG), burn_in=EVALUATION_BURN_IN,
                                   progress=lambda i, e: ebar(info=f"E={e:.5f}"))
 
     if out is not None:
@@ -589,7 +590,7 @@ def _stop_after_rejections(out, rows, offset, times, last_good, n_bad, step):
 
 
 def evaluate_run(out_dir: str | Path, steps: int = 1000, *, batch_size: int | None = None, seed: int | None = None,
-                 burn_in: int = 20, progress: bool = True):
+                 burn_in: int = EVALUATION_BURN_IN, progress: bool = True):
     """Evaluate the energy of a trained run folder; writes ``evaluation.json``.
 
     Uses the checkpoint's parameters and walkers (re-sampled from them if ``batch_size``
@@ -623,7 +624,7 @@ def evaluate_run(out_dir: str | Path, steps: int = 1000, *, batch_size: int | No
 
 
 def _evaluate_run(out_dir: str | Path, steps: int = 1000, *, batch_size: int | None = None, seed: int | None = None,
-                  burn_in: int = 20, progress: bool = True):
+                  burn_in: int = EVALUATION_BURN_IN, progress: bool = True):
     from qmczoo.evaluate import evaluate
     from qmczoo.sampler import init_walkers
 

@@ -379,16 +379,6 @@ class VMC:
                                     monitor_energy=None if host[4] is None else float(host[4]))
 
 
-def build_vmc(system, ansatz, config: TrainConfig) -> VMC:
-    """A :class:`VMC` from a system spec (name, xyz, System...) and an ansatz spec or name."""
-    from qmczoo.registry import AnsatzSpec, get_ansatz
-    from qmczoo.systems import get_system
-
-    system = get_system(system)
-    spec = ansatz if isinstance(ansatz, AnsatzSpec) else get_ansatz(ansatz)
-    return VMC(system, spec.build(system), config)
-
-
 def run_steps(vmc: VMC, state: TrainState, n_steps: int,
               on_step: Callable[[StepStats, float], None] | None = None) -> tuple[TrainState, list[StepStats]]:
     """Take ``n_steps`` optimisation steps; ``on_step(stats, elapsed_seconds)`` after each."""

@@ -23,7 +23,7 @@ from qmczoo.wavefunction import from_module
 
 OPTION_SETS = {
     "dense-isotropic": {},
-    "block-full-jastrow": {"full_det": False, "envelope": "full", "jastrow": "simple_ee", "rescale_inputs": True},
+    "block-full-jastrow": {"full_det": False, "envelope": "full_envelope", "jastrow": "ee_cusp_jastrow", "features.rescale": True},
 }
 
 

@@ -51,7 +51,7 @@ def test_registered_ansatz_honours_contract(name, system_name):
 
 # ----------------------------------------------------------------- FermiNet options
 
-BLOCK_OPTIONS = {"full_det": False, "envelope": "full", "jastrow": "simple_ee", "rescale_inputs": True}
+BLOCK_OPTIONS = {"full_det": False, "envelope": "full_envelope", "jastrow": "ee_cusp_jastrow", "features.rescale": True}
 
 
 def test_ferminet_other_options_honour_contract():
@@ -79,8 +79,8 @@ def test_ferminet_options_reach_the_layers():
     k, n_up, m = 2, 2, 2  # tiny preset determinants, LiH up electrons, LiH nuclei
     dense = _param_shapes("LiH")
     block = _param_shapes("LiH", full_det=False)
-    full = _param_shapes("LiH", envelope="full")
-    jastrow = _param_shapes("LiH", jastrow="simple_ee")
+    full = _param_shapes("LiH", envelope="full_envelope")
+    jastrow = _param_shapes("LiH", jastrow="ee_cusp_jastrow")
     sigma = "['params']['orbital_matrices']['envelope_up']['sigma']"
     head = "['params']['orbital_matrices']['head_up']['per_electron']['kernel']"
     assert dense[sigma] == (m, k * 4) and dense[head][-1] == k * 4

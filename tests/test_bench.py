@@ -169,12 +169,12 @@ def test_missing_out_and_non_bench_folder_are_refused(tmp_path):
 
 
 def test_parse_ansatz_variants_with_list_values():
-    vs = bench.parse_ansatze("ferminet,ferminet:hidden_dims=[[8,2],[8,2]]:determinants=1,"
-                             "ferminet:jastrow=simple_ee,determinants=4")
-    assert [v.label for v in vs] == ["ferminet", "ferminet:hidden_dims=[[8,2],[8,2]]:determinants=1",
-                                     "ferminet:jastrow=simple_ee:determinants=4"]
-    assert vs[1].options == {"hidden_dims": [[8, 2], [8, 2]], "determinants": 1}
-    assert vs[2].options == {"jastrow": "simple_ee", "determinants": 4}
+    vs = bench.parse_ansatze("ferminet,ferminet:embedding.hidden_dims=[[8,2],[8,2]]:determinants=1,"
+                             "ferminet:jastrow=ee_cusp_jastrow,determinants=4")
+    assert [v.label for v in vs] == ["ferminet", "ferminet:embedding.hidden_dims=[[8,2],[8,2]]:determinants=1",
+                                     "ferminet:jastrow=ee_cusp_jastrow:determinants=4"]
+    assert vs[1].options == {"embedding.hidden_dims": [[8, 2], [8, 2]], "determinants": 1}
+    assert vs[2].options == {"jastrow": "ee_cusp_jastrow", "determinants": 4}
     assert [v.label for v in bench.parse_ansatze(["all"])] == sorted(__import__("qmczoo").list_ansatze())
 
 

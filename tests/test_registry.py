@@ -19,7 +19,7 @@ from qmczoo.wavefunction import from_haiku, from_module
 def test_presets_and_options_apply_over_defaults():
     spec = get_ansatz("ferminet", preset="small", determinants=4)
     assert spec.options["determinants"] == 4
-    assert spec.options["hidden_dims"] == [[128, 16]] * 4
+    assert spec.options["embedding.hidden_dims"] == [[128, 16]] * 4
     assert get_ansatz("ferminet", preset="tiny").options["determinants"] == 2
     assert get_ansatz("ferminet").options == list_ansatze()["ferminet"]["defaults"]
     for name in ("tiny", "small", "paper"):
@@ -47,8 +47,8 @@ def test_every_layer_entry_resolves_to_an_object():
 
 
 def test_overrides_are_parsed_as_yaml():
-    assert parse_overrides(["determinants=4", "hidden_dims=[[8, 2]]", "envelope=full", "full_det=false"]) == {
-        "determinants": 4, "hidden_dims": [[8, 2]], "envelope": "full", "full_det": False}
+    assert parse_overrides(["determinants=4", "embedding.hidden_dims=[[8, 2]]", "envelope=full_envelope", "full_det=false"]) == {
+        "determinants": 4, "embedding.hidden_dims": [[8, 2]], "envelope": "full_envelope", "full_det": False}
 
 
 class _SlaterOfGaussians(nn.Module):
