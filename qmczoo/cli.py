@@ -73,7 +73,7 @@ def list_cmd(systems: bool = typer.Option(False, "--systems", help="Also list th
     if not layers_only:
         t = Table(title="ansätze (qmczoo info NAME shows slots, options and presets)", title_justify="left")
         for col in ("name", "presets", "description", "paper"):
-            t.add_column(col)
+            t.add_column(col, no_wrap=col == "name")
         for name, e in sorted(list_ansatze().items()):
             t.add_row(name, ", ".join(e.get("presets") or {}), _one_line(e.get("description")),
                       _one_line(e.get("paper")))
@@ -81,7 +81,7 @@ def list_cmd(systems: bool = typer.Option(False, "--systems", help="Also list th
     t = Table(title="layers (fill a slot with --set SLOT=NAME)", title_justify="left")
     columns = ("name", "slot", "description") + (("claims", "options") if layers_only else ())
     for col in columns:
-        t.add_column(col)
+        t.add_column(col, no_wrap=col in ("name", "slot"))
     for name, e in sorted(list_layers().items(), key=lambda kv: (kv[1].get("slot", ""), kv[0])):
         row = [name, e.get("slot", ""), _one_line(e.get("description"))]
         if layers_only:

@@ -1,89 +1,43 @@
 """Hartree–Fock pretraining: fit the ansatz's orbitals to UHF orbitals before VMC.
 
-pyscf runs an unrestricted Hartree–Fock calculation; its occupied orbitals are evaluated on
-walker positions (``mol.eval_gto`` through ``jax.pure_callback``, so the whole pretraining
-step stays jitted). The ansatz's orbital blocks (its optional ``orbitals`` method) are fitted
-by least squares on walkers that sample ``|psi_HF|^(2f) |psi|^(2(1-f))`` (a geometric mix;
-``f = 1``, the default, samples the Hartree–Fock density alone, as FermiNet does by default).
+pyscf runs an unrestricted Hartree–Fock calculation once (:mod:`qmczoo.hartree_fock`); its
+occupied orbitals are evaluated on walker positions in JAX
+(:mod:`qmczoo.layers.gaussian_orbitals`), so the whole pretraining step stays jitted. The
+ansatz's orbital blocks (its optional ``orbitals`` method) are fitted by least squares on walkers
+that sample ``|psi_HF|^(2f) |psi|^(2(1-f))`` (a geometric mix; ``f = 1``, the default, samples
+the Hartree–Fock density alone, as FermiNet does by default).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
+from qmczoo.hartree_fock import HartreeFock, run_hartree_fock
+from qmczoo.layers.features import electron_nuclear
+from qmczoo.layers.gaussian_orbitals import occupied_orbitals
 from qmczoo.sampler import WalkerState, make_mcmc
+
+__all__ = ["HartreeFock", "run_hartree_fock", "hf_orbitals_jax", "target_blocks", "pretraining_log_density",
+           "make_pretrainer"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass
-class HartreeFock:
-    """Occupied UHF orbitals of a system.
+def hf_orbitals_jax(hf: HartreeFock, R: jnp.ndarray):
+    """``r [B, N, 3] -> (up [B, n_up, n_up], down [B, n_down, n_down])`` in pure JAX.
 
-    Attributes:
-      mol: the pyscf ``Mole``.
-      coeff_up: AO coefficients of the occupied up orbitals ``[n_ao, n_up]``.
-      coeff_down: likewise for down ``[n_ao, n_down]``.
-      energy: the UHF total energy (hartree).
+    The occupied UHF orbitals of ``hf`` (:func:`~qmczoo.layers.gaussian_orbitals.occupied_orbitals`)
+    with the basis centred on the nuclei ``R`` ``[M, 3]``.
     """
 
-    mol: object
-    coeff_up: np.ndarray
-    coeff_down: np.ndarray
-    energy: float
+    def one(r):
+        return occupied_orbitals(hf, electron_nuclear(r, jnp.asarray(R, r.dtype))[0])
 
-    def orbital_matrices(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Occupied orbitals on walkers ``r`` ``[..., N, 3]`` (bohr).
-
-        Returns ``(up [..., n_up, n_up], down [..., n_down, n_down])``: entry ``[i, j]`` is
-        orbital ``j`` at electron ``i`` of that spin.
-        """
-        r = np.asarray(r, dtype=np.float64)
-        lead, n = r.shape[:-2], r.shape[-2]
-        n_up = self.coeff_up.shape[1]
-        ao = self.mol.eval_gto("GTOval_sph", r.reshape(-1, 3)).reshape(*lead, n, -1)
-        up = ao[..., :n_up, :] @ self.coeff_up
-        down = ao[..., n_up:, :] @ self.coeff_down
-        return up, down
-
-
-def run_hartree_fock(system, basis: str = "ccpvdz") -> HartreeFock:
-    """UHF for ``system`` in ``basis`` (pyscf); returns the occupied orbitals."""
-    from pyscf import scf
-
-    mol = system.to_pyscf(basis)
-    mf = scf.UHF(mol)
-    mf.verbose = 0
-    energy = float(mf.kernel())
-    occ_up = mf.mo_occ[0] > 0.5
-    occ_down = mf.mo_occ[1] > 0.5
-    coeff_up = mf.mo_coeff[0][:, occ_up][:, : system.n_up]
-    coeff_down = mf.mo_coeff[1][:, occ_down][:, : system.n_down]
-    return HartreeFock(mol=mol, coeff_up=coeff_up, coeff_down=coeff_down, energy=energy)
-
-
-def hf_orbitals_jax(hf: HartreeFock, n_up: int, n_down: int):
-    """A jittable ``r [B, N, 3] -> (up [B,n_up,n_up], down [B,n_down,n_down])`` via a callback."""
-
-    def callback(r):
-        up, down = hf.orbital_matrices(r)
-        return up.astype(r.dtype), down.astype(r.dtype)
-
-    def orbitals(r):
-        b = r.shape[0]
-        shapes = (
-            jax.ShapeDtypeStruct((b, n_up, n_up), r.dtype),
-            jax.ShapeDtypeStruct((b, n_down, n_down), r.dtype),
-        )
-        return jax.pure_callback(callback, shapes, r, vmap_method="sequential")
-
-    return orbitals
+    return jax.vmap(one)
 
 
 def _block_logabs(m):
@@ -136,7 +90,7 @@ def make_pretrainer(wf, hf: HartreeFock, R: jnp.ndarray, *, learning_rate: float
     """
     if wf.orbitals is None:
         raise ValueError("this ansatz has no orbitals() method; it cannot be pretrained")
-    hf_orbitals = hf_orbitals_jax(hf, wf.n_up, wf.n_down)
+    hf_orbitals = hf_orbitals_jax(hf, R)
     optimizer = optax.adam(learning_rate)
 
     def batch_log_psi_hf(r):

@@ -137,7 +137,7 @@ def get_layer(name: str, slot: str, options: dict | None = None, *, where: str =
         if key not in defaults:
             raise ConfigError(f"layer {name!r}{where} does not accept option {key!r}; it accepts: "
                               f"{', '.join(sorted(defaults)) or 'no options'}")
-        resolved[key] = check_option(name, key, value, defaults[key])
+        resolved[key] = check_option(name, key, value, defaults[key], (e.get("choices") or {}).get(key))
     return make_layer(name, slot, resolve(e["factory"]), resolved)
 
 
@@ -178,8 +178,10 @@ class AnsatzSpec:
     def claims(self) -> dict[str, list[str]]:
         """What the ansatz claims (``{"invariant": [...], "cusp": [...]}``), for its checks.
 
-        The registry entry's claims hold for its default fillers; a slot filled by another
-        layer keeps a claim only if the new layer claims at least what the default did.
+        The registry entry's claims hold for its default fillers. A slot filled by another
+        layer keeps them only if the new layer claims at least what the default did; an
+        emptied slot (``none``) takes away what its default filler claimed (the cusps of a
+        cusp Jastrow), nothing else.
         """
         e = self._entry
         claims = {k: list(v) for k, v in (e.get("claims") or {}).items()}
@@ -188,7 +190,10 @@ class AnsatzSpec:
             old, new = defaults.get(opt), self.options[opt]
             if old == new:
                 continue
-            if not _claims_cover(_layer_claims(new), _layer_claims(old)):
+            if new == NONE:
+                removed = _layer_claims(old)
+                claims = {k: [c for c in v if c not in (removed.get(k) or [])] for k, v in claims.items()}
+            elif not _claims_cover(_layer_claims(new), _layer_claims(old)):
                 claims = {k: [] for k in claims}
         return {k: v for k, v in claims.items() if v}
 
@@ -264,7 +269,8 @@ def get_ansatz(name: str, preset: str | None = None, **options) -> AnsatzSpec:
         if key in slots:
             resolved[key] = value
         else:
-            resolved[key] = check_option(name, key, value, defaults.get(key, resolved[key]))
+            resolved[key] = check_option(name, key, value, defaults.get(key, resolved[key]),
+                                         (e.get("choices") or {}).get(key))
     for key in layer_keys:
         if "." in key and key.partition(".")[0] not in slots:
             raise _unknown(f"option of {name}", key, resolved)
@@ -295,7 +301,7 @@ def _is_pair_list(value) -> bool:
             and all(isinstance(p, (list, tuple)) and len(p) == 2 and all(_is_int(v) for v in p) for p in value))
 
 
-def check_option(ansatz: str, key: str, value, default):
+def check_option(ansatz: str, key: str, value, default, choices=None):
     """``value`` checked against the type of the option's ``default`` (from the registry).
 
     The default decides the type, so plug-in entries are checked the same way:
@@ -307,7 +313,8 @@ def check_option(ansatz: str, key: str, value, default):
     * a str default needs a string;
     * a list of integer pairs (``hidden_dims``) needs a non-empty list of pairs of ints >= 1;
       any other list default needs a list;
-    * a None default accepts anything (the factory checks it).
+    * a None default accepts anything (the factory checks it);
+    * ``choices`` (from the entry's ``choices`` mapping), if given, lists the allowed values.
 
     Raises:
       ConfigError: ``option 'determinants' of ferminet expects an integer >= 1, got 'banana'``.
@@ -317,6 +324,8 @@ def check_option(ansatz: str, key: str, value, default):
     def bad(expects):
         return ConfigError(f"option {key!r} of {ansatz} expects {expects}, got {value!r}")
 
+    if choices is not None and value not in choices:
+        raise bad(f"one of {', '.join(map(str, choices))}")
     if default is None:
         return value
     if isinstance(default, bool):

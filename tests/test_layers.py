@@ -7,12 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from qmczoo.errors import ConfigError
 from qmczoo.layers.antisymmetrizers import multi_determinant
-from qmczoo.layers.envelopes import FullEnvelope, IsotropicEnvelope, make_envelope
-from qmczoo.layers.features import electron_electron, electron_nuclear, ferminet_inputs, log_rescale
+from qmczoo.layers.envelopes import FullEnvelope, IsotropicEnvelope
+from qmczoo.layers.features import electron_electron, electron_nuclear, ferminet_features, ferminet_inputs, log_rescale
 from qmczoo.layers.ferminet_embedding import FermiNetEmbedding
-from qmczoo.layers.jastrow import ElectronElectronCuspJastrow, make_jastrow
+from qmczoo.layers.jastrow import ElectronElectronCuspJastrow
+from qmczoo.layers.slots import ElectronFeatures
 from qmczoo.testing import to_float64
 
 
@@ -109,13 +109,12 @@ def embedding():
     module = FermiNetEmbedding(n_up=3, hidden_dims=((8, 4), (8, 4)))
     r = jnp.asarray(np.random.default_rng(0).normal(size=(5, 3)))
     R = jnp.asarray([[0.0, 0.0, 0.0], [1.4, 0.3, -0.2]])
-    one, two, _, _ = ferminet_inputs(r, R)
-    params = to_float64(jax.jit(module.init)(jax.random.PRNGKey(0), one, two))
+    params = to_float64(jax.jit(module.init)(jax.random.PRNGKey(0), ferminet_features(r, R)))
 
     @jax.jit
     def embed(params, r):
-        one, two, _, _ = ferminet_inputs(r, R)
-        return module.apply(params, one, two)
+        out = module.apply(params, ferminet_features(r, R))
+        return out.h, out.shared, out.pair
 
     return embed, params, r
 
@@ -152,8 +151,8 @@ def test_embedding_distinguishes_spins(embedding):
 def test_embedding_with_one_spin_channel():
     module = FermiNetEmbedding(n_up=2, hidden_dims=((6, 3),))
     r = jnp.asarray(np.random.default_rng(1).normal(size=(2, 3)))
-    one, two, _, _ = ferminet_inputs(r, jnp.zeros((1, 3)))
-    (h, shared, pair), _ = jax.jit(module.init_with_output)(jax.random.PRNGKey(0), one, two)
+    out, _ = jax.jit(module.init_with_output)(jax.random.PRNGKey(0), ferminet_features(r, jnp.zeros((1, 3))))
+    h, shared, pair = out.h, out.shared, out.pair
     assert h.shape == (2, 6) and shared.shape == (6,) and pair.shape == (2, 3)
     np.testing.assert_allclose(shared, jnp.mean(h, axis=0), rtol=1e-6)
 
@@ -219,12 +218,6 @@ def test_isotropic_envelope_uses_abs_sigma():
     params = {"params": {"pi": jnp.ones((1, 2)), "sigma": jnp.asarray([[-2.0, 2.0]])}}
     env = module.apply(params, disp, dist)
     np.testing.assert_allclose(env, [[np.exp(-6.0), np.exp(-6.0)]], rtol=1e-14)
-
-
-def test_make_envelope_rejects_unknown_kind():
-    assert isinstance(make_envelope("full", 3), FullEnvelope)
-    with pytest.raises(ConfigError, match="unknown envelope 'gaussian'.*full, isotropic"):
-        make_envelope("gaussian", 3)
 
 
 # ----------------------------------------------------------------- multi_determinant
@@ -304,6 +297,13 @@ def test_multi_determinant_gradient(rng):
 # ----------------------------------------------------------------- Jastrow
 
 
+def _jastrow_features(r):
+    """The features slot's output for electrons ``r`` around one nucleus at the origin."""
+    one, two, en_disp, en_dist = ferminet_inputs(r, jnp.zeros((1, 3), r.dtype))
+    ee_disp, ee_dist = electron_electron(r)
+    return ElectronFeatures(one=one, two=two, en_disp=en_disp, en_dist=en_dist, ee_disp=ee_disp, ee_dist=ee_dist)
+
+
 @functools.lru_cache(maxsize=None)
 def _jastrow_along_line(n_up):
     """``J(params, s)`` and ``dJ/ds`` for two electrons at c +- s u / 2 (so r_12 = s)."""
@@ -313,7 +313,7 @@ def _jastrow_along_line(n_up):
 
     def j(params, s):
         r = jnp.stack([centre + 0.5 * s * u, centre - 0.5 * s * u])
-        return module.apply(params, r)
+        return module.apply(params, _jastrow_features(r), None)
 
     return jax.jit(j), jax.jit(jax.grad(j, argnums=1))
 
@@ -343,13 +343,7 @@ def test_simple_ee_jastrow_value_is_a_sum_over_pairs(rng):
     expected = (-0.25 * a_par**2 / (a_par + d(0, 1))
                 - 0.5 * a_anti**2 / (a_anti + d(0, 2))
                 - 0.5 * a_anti**2 / (a_anti + d(1, 2)))
-    value, grad = jax.jit(jax.value_and_grad(lambda x: module.apply(params, x)))(r)
+    value, grad = jax.jit(jax.value_and_grad(lambda x: module.apply(params, _jastrow_features(x), None)))(r)
     np.testing.assert_allclose(value, expected, rtol=1e-13)
     assert np.all(np.isfinite(grad))
 
-
-def test_make_jastrow():
-    assert make_jastrow("none", 2) is None
-    assert isinstance(make_jastrow("simple_ee", 2), ElectronElectronCuspJastrow)
-    with pytest.raises(ConfigError, match="unknown jastrow"):
-        make_jastrow("three_body", 2)

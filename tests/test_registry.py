@@ -21,7 +21,11 @@ def test_presets_and_options_apply_over_defaults():
     assert spec.options["determinants"] == 4
     assert spec.options["embedding.hidden_dims"] == [[128, 16]] * 4
     assert get_ansatz("ferminet", preset="tiny").options["determinants"] == 2
-    assert get_ansatz("ferminet").options == list_ansatze()["ferminet"]["defaults"]
+    # the defaults, completed with each filler's own option defaults from its layer entry
+    defaults = get_ansatz("ferminet").options
+    assert {k: v for k, v in defaults.items() if k in list_ansatze()["ferminet"]["defaults"]} == \
+        list_ansatze()["ferminet"]["defaults"]
+    assert defaults["embedding.activation"] == list_layers()["ferminet_embedding"]["options"]["activation"]
     for name in ("tiny", "small", "paper"):
         assert name in list_ansatze()["ferminet"]["presets"]
 

@@ -9,14 +9,25 @@ computed in log space: signed log-determinants per block, summed over blocks, th
 signed log-sum-exp over ``k``. A 1x1 block (a lone electron of one spin with block-diagonal
 determinants) is kept in linear scale and multiplies the exponentials inside the sum, so that
 its zeros (a node of that orbital) never pass through ``log 0``.
+
+Antisymmetrizer-slot fillers (flax modules, call ``(blocks) -> (sign, log|psi|)``):
+
+* :class:`MultiDeterminant`: :func:`multi_determinant`, no parameters (all determinants
+  weigh the same; their scale is learned by the orbitals).
+* :class:`WeightedDeterminants`: ``psi = sum_k w_k prod_b det(blocks[b][k])`` with learned
+  determinant weights (CI coefficients) ``w_k``, registered with
+  :func:`~qmczoo.layers.curvature.scale` (a per-walker diagonal KFAC block).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from qmczoo.layers.curvature import scale
 
 
 def signed_logsumexp(signs: jnp.ndarray, logs: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -40,6 +51,12 @@ def multi_determinant(blocks: Sequence[jnp.ndarray]) -> tuple[jnp.ndarray, jnp.n
     Returns:
       ``(sign, logabs)``, scalars.
     """
+    signs, logdets = _signed_log_terms(blocks)
+    return signed_logsumexp(signs, logdets)
+
+
+def _signed_log_terms(blocks: Sequence[jnp.ndarray]) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Per determinant ``k``: (sign times the linear-scale 1x1 factors, sum of log|det|), ``[K]``."""
     linear, sign, logdet = 1.0, 1.0, 0.0
     for block in blocks:
         if block.shape[-1] == 1:
@@ -47,4 +64,78 @@ def multi_determinant(blocks: Sequence[jnp.ndarray]) -> tuple[jnp.ndarray, jnp.n
         else:
             s, l = jnp.linalg.slogdet(block)
             sign, logdet = sign * s, logdet + l
-    return signed_logsumexp(sign * linear, logdet + jnp.zeros_like(blocks[0][..., 0, 0]))
+    zeros = jnp.zeros_like(blocks[0][..., 0, 0])
+    return sign * linear + zeros, logdet + zeros
+
+
+def _check_blocks(name: str, blocks, determinants: Optional[int]) -> None:
+    if not blocks:
+        raise ValueError(f"{name}: no orbital blocks")
+    ks = {b.shape[0] for b in blocks}
+    if any(b.ndim != 3 or b.shape[1] != b.shape[2] for b in blocks) or len(ks) != 1:
+        raise ValueError(f"{name}: blocks must be [K, n, n] with one K, got {[b.shape for b in blocks]}")
+    if determinants is not None and ks != {determinants}:
+        raise ValueError(f"{name}: built for {determinants} determinants, got blocks {[b.shape for b in blocks]}")
+
+
+class MultiDeterminant(nn.Module):
+    """:func:`multi_determinant` as an antisymmetrizer-slot filler (no parameters).
+
+    Attributes:
+      determinants: the number ``K`` of determinants the blocks must have (``None``: any).
+
+    Call: ``blocks`` (list of ``[K, n_b, n_b]``). Returns ``(sign, log|psi|)``.
+    """
+
+    determinants: Optional[int] = None
+
+    def __call__(self, blocks: Sequence[jnp.ndarray]) -> tuple[jnp.ndarray, jnp.ndarray]:
+        _check_blocks("MultiDeterminant", blocks, self.determinants)
+        return multi_determinant(blocks)
+
+
+class WeightedDeterminants(nn.Module):
+    """``psi = sum_k w_k prod_b det(blocks[b][k])`` with learned weights ``w`` ``[K]``.
+
+    Attributes:
+      determinants: the number ``K`` of determinants.
+      weight_init: initial weights when ``weights`` is not given: "hf" (default; ``w = [1, 0, ..., 0]``,
+        the first determinant alone, as a Hartree–Fock reference) or "uniform" (``w_k = 1/K``).
+      weights: initial weights ``[K]`` (e.g. CI coefficients from a CASSCF expansion), overriding
+        ``weight_init``. (Not called ``init``: that name is flax's ``Module.init``.)
+
+    With "hf" the weights ``w_k``, ``k > 0``, still get a gradient at the start
+    (``d log|psi| / d w_k = prod_b det_k / psi``), but the orbitals of determinants ``k > 0`` do
+    not until their weight has moved away from zero (their contribution is ``w_k`` times theirs).
+
+    Parameter ``weights`` ``[K]``, registered with :func:`~qmczoo.layers.curvature.scale`. 1x1
+    blocks stay in linear scale, as in :func:`multi_determinant`.
+
+    Call: ``blocks`` (list of ``[K, n_b, n_b]``). Returns ``(sign, log|psi|)``.
+    """
+
+    determinants: int
+    weight_init: str = "hf"
+    weights: Optional[Sequence[float]] = None
+
+    def initial_weights(self, dtype=jnp.float32) -> jnp.ndarray:
+        k = self.determinants
+        if self.weights is not None:
+            w = jnp.asarray(self.weights, dtype=dtype)
+            if w.shape != (k,):
+                raise ValueError(f"WeightedDeterminants: weights must have shape ({k},), got {w.shape}")
+            return w
+        if self.weight_init == "hf":
+            return jnp.zeros((k,), dtype).at[0].set(1.0)
+        if self.weight_init == "uniform":
+            return jnp.full((k,), 1.0 / k, dtype)
+        raise ValueError(f"WeightedDeterminants: unknown weight_init {self.weight_init!r}; choose 'hf' or 'uniform'")
+
+    @nn.compact
+    def __call__(self, blocks: Sequence[jnp.ndarray]) -> tuple[jnp.ndarray, jnp.ndarray]:
+        _check_blocks("WeightedDeterminants", blocks, self.determinants)
+        w = self.param("weights", lambda key, shape, dtype=jnp.float32: self.initial_weights(dtype),
+                       (self.determinants,))
+        signs, logdets = _signed_log_terms(blocks)
+        # the weight multiplies a per-walker factor: a per-walker diagonal KFAC block
+        return signed_logsumexp(scale(signs, w), logdets)

@@ -23,29 +23,53 @@ import jax.numpy as jnp
 from qmczoo.layers.curvature import Dense, scale
 
 
+def _initial(values, index: int):
+    """Initialiser: ``values[index]`` (a nested tuple ``[M, K]``) if given, else ones."""
+    if values is None:
+        return nn.initializers.ones
+
+    def init(key, shape, dtype=jnp.float32):
+        x = jnp.asarray(values[index], dtype)
+        if x.shape != tuple(shape):
+            raise ValueError(f"initial envelope values have shape {x.shape}, the envelope needs {tuple(shape)}")
+        return x
+
+    return init
+
+
 class IsotropicEnvelope(nn.Module):
     """``sum_I pi_Ik exp(-|sigma_Ik| |r_i - R_I|)``.
+
+    Attributes:
+      orbitals: ``K``.
+      initial: ``(pi [M, K], sigma [M, K])`` as nested tuples (e.g. fitted to Hartree–Fock
+        orbitals, :func:`qmczoo.layers.gaussian_orbitals.isotropic_envelope_from_hf`), or
+        ``None`` for ones.
 
     Call: ``disp`` ``[N, M, 3]`` (unused), ``dist`` ``[N, M, 1]``. Returns ``[N, K]``.
     """
 
     orbitals: int
+    initial: tuple | None = None
 
     @nn.compact
     def __call__(self, disp: jnp.ndarray, dist: jnp.ndarray) -> jnp.ndarray:
         n, m = dist.shape[0], dist.shape[1]
-        pi = self.param("pi", nn.initializers.ones, (m, self.orbitals))
-        sigma = self.param("sigma", nn.initializers.ones, (m, self.orbitals))
+        pi = self.param("pi", _initial(self.initial, 0), (m, self.orbitals))
+        sigma = self.param("sigma", _initial(self.initial, 1), (m, self.orbitals))
         dist = jnp.broadcast_to(dist, (n, m, self.orbitals))
         decay = jnp.exp(-jnp.abs(scale(dist, sigma)))  # [N, M, K]
         return jnp.sum(scale(decay, pi), axis=1)
 
 
-def _identity_kernel(orbitals: int):
-    """Kernel ``[3, 3K]`` that maps a displacement to K copies of itself."""
+def _identity_kernel(orbitals: int, sigma=None):
+    """Kernel ``[3, 3K]`` that maps a displacement to K copies of itself (times ``sigma [K]``)."""
 
     def init(key, shape, dtype=jnp.float32):
-        return jnp.tile(jnp.eye(3, dtype=dtype), (1, orbitals))
+        kernel = jnp.tile(jnp.eye(3, dtype=dtype), (1, orbitals))
+        if sigma is not None:
+            kernel = kernel * jnp.repeat(jnp.asarray(sigma, dtype), 3)[None, :]
+        return kernel
 
     return init
 
@@ -54,18 +78,22 @@ class FullEnvelope(nn.Module):
     """``sum_I pi_Ik exp(-|Sigma_Ik (r_i - R_I)|)`` with a 3x3 matrix ``Sigma_Ik``.
 
     The matrices of nucleus ``I`` form one kernel ``[3, 3K]`` (``sigma_I``), a dense map of the
-    displacement ``r_i - R_I``. Call: ``disp`` ``[N, M, 3]``, ``dist`` ``[N, M, 1]`` (unused).
-    Returns ``[N, K]``.
+    displacement ``r_i - R_I``. ``initial`` as for :class:`IsotropicEnvelope` (the matrices
+    start as ``sigma_Ik`` times the identity). Call: ``disp`` ``[N, M, 3]``, ``dist``
+    ``[N, M, 1]`` (unused). Returns ``[N, K]``.
     """
 
     orbitals: int
+    initial: tuple | None = None
 
     @nn.compact
     def __call__(self, disp: jnp.ndarray, dist: jnp.ndarray) -> jnp.ndarray:
         n, m = disp.shape[0], disp.shape[1]
-        pi = self.param("pi", nn.initializers.ones, (m, self.orbitals))
+        pi = self.param("pi", _initial(self.initial, 0), (m, self.orbitals))
+        sigmas = None if self.initial is None else self.initial[1]
         scaled = jnp.stack([
-            Dense(3 * self.orbitals, use_bias=False, kernel_init=_identity_kernel(self.orbitals),
+            Dense(3 * self.orbitals, use_bias=False,
+                  kernel_init=_identity_kernel(self.orbitals, None if sigmas is None else sigmas[i]),
                   name=f"sigma_{i}")(disp[:, i, :])
             for i in range(m)
         ], axis=1).reshape(n, m, self.orbitals, 3)

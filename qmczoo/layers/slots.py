@@ -15,8 +15,10 @@ slot                    call                                   context a model h
 features                ``f(r [N,3], R [M,3]) -> ElectronFeatures``  (none)
 embedding               ``m(features) -> EmbeddingOutput``      ``n_up, n_down, charges``
 orbitals                ``m(embedding, features) -> blocks``    ``n_up, n_down, determinants,
-                                                               full_det, envelope, charges``
-envelope                ``m(en_disp [N,M,3], en_dist [N,M,1]) -> [N,K]``  ``orbitals, charges``
+                                                               full_det, envelope, charges,
+                                                               envelope_initial``
+envelope                ``m(en_disp [N,M,3], en_dist [N,M,1]) -> [N,K]``  ``orbitals, charges,
+                                                               initial``
 baseline                ``m(features) -> (up [n_up,n_up], down [n_down,n_down])``
                                                                ``hartree_fock, n_up, n_down``
 backflow                ``m(h [n,D], phi [n,P]) -> [K,n,P]``    ``determinants, n_up``
@@ -145,8 +147,8 @@ SLOTS: dict[str, SlotInfo] = {s.name: s for s in (
     SlotInfo("features", Features, "raw inputs from r and R", ()),
     SlotInfo("embedding", Embedding, "permutation-equivariant per-electron vectors", ("n_up", "n_down", "charges")),
     SlotInfo("orbitals", Orbitals, "orbital (or pair) matrices from the embedding",
-             ("n_up", "n_down", "determinants", "full_det", "envelope", "charges")),
-    SlotInfo("envelope", Envelope, "decay of the orbitals far from the nuclei", ("orbitals", "charges")),
+             ("n_up", "n_down", "determinants", "full_det", "envelope", "charges", "envelope_initial")),
+    SlotInfo("envelope", Envelope, "decay of the orbitals far from the nuclei", ("orbitals", "charges", "initial")),
     SlotInfo("baseline", Baseline, "fixed reference orbitals (Hartree-Fock in JAX)", ("hartree_fock", "n_up", "n_down")),
     SlotInfo("backflow", Backflow, "corrections of baseline orbitals by the embedding", ("determinants", "n_up")),
     SlotInfo("antisymmetrizer", Antisymmetrizer, "sign and log|psi| from the matrices", ("determinants",)),

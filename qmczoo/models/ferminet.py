@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
 from qmczoo.layers.filler import Layer
 
@@ -25,6 +26,8 @@ class FermiNet(nn.Module):
         ``orbital_head`` here, since ``orbitals`` is the contract's method); jastrow: a
         filler or ``None``.
       determinants: number of determinants; full_det: dense (True) or block-diagonal.
+      envelope_initial: initial envelope values fitted to HF orbitals (see
+        :class:`~qmczoo.layers.orbitals.OrbitalMatrices`), or ``None``.
     """
 
     n_up: int
@@ -38,11 +41,12 @@ class FermiNet(nn.Module):
     jastrow: Layer | None = None
     determinants: int = 4
     full_det: bool = True
+    envelope_initial: tuple | None = None
 
     @nn.compact
     def _evaluate(self, r: jnp.ndarray, R: jnp.ndarray, with_psi: bool):
         context = dict(n_up=self.n_up, n_down=self.n_down, charges=self.charges, determinants=self.determinants,
-                       full_det=self.full_det, envelope=self.envelope)
+                       full_det=self.full_det, envelope=self.envelope, envelope_initial=self.envelope_initial)
         features = self.features.build(**context)(r, R)
         embedding = self.embedding.build(name="embedding", **context)(features)
         blocks = self.orbital_head.build(name="orbital_matrices", **context)(embedding, features)
@@ -61,7 +65,25 @@ class FermiNet(nn.Module):
         return self._evaluate(r, R, with_psi=True)
 
 
-def make_ferminet(system, orbitals: Layer, **options) -> FermiNet:
-    """Factory used by the registry: options and slot fillers come from ``registry.yaml``."""
+def envelope_start_from_hf(system, envelope_init: str, hf_basis: str):
+    """Initial envelope values: ``None`` for ``"ones"``; for ``"hf"``, per-spin ``(pi, sigma)``
+    fitted to the occupied UHF orbitals of ``system`` in ``hf_basis`` (nested tuples)."""
+    if envelope_init == "ones":
+        return None
+    from qmczoo.hartree_fock import run_hartree_fock
+    from qmczoo.layers.gaussian_orbitals import isotropic_envelope_from_hf
+
+    fits = isotropic_envelope_from_hf(run_hartree_fock(system, hf_basis), np.asarray(system.positions))
+    return tuple(tuple(tuple(map(tuple, np.asarray(x, dtype=float))) for x in spin) for spin in fits)
+
+
+def make_ferminet(system, orbitals: Layer, envelope_init: str = "ones", hf_basis: str = "ccpvdz",
+                  **options) -> FermiNet:
+    """Factory used by the registry: options and slot fillers come from ``registry.yaml``.
+
+    ``envelope_init="hf"`` starts the envelopes from exponents fitted to the UHF orbitals in
+    ``hf_basis`` (the hybrid's choice); ``"ones"`` from unit exponents and weights.
+    """
     return FermiNet(n_up=system.n_up, n_down=system.n_down, charges=tuple(float(z) for z in system.charges),
-                    orbital_head=orbitals, **options)
+                    orbital_head=orbitals, envelope_initial=envelope_start_from_hf(system, envelope_init, hf_basis),
+                    **options)

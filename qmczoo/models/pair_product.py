@@ -26,6 +26,6 @@ class PairProductAnsatz(FermiNet):
 
 
 def make_pair_product(system, orbitals: Layer, **options) -> PairProductAnsatz:
-    """Factory used by the registry (``deepwf`` and ``pair_product``)."""
+    """Factory used by the registry (``deepwf`` and ``pair_product``); envelopes start from ones."""
     return PairProductAnsatz(n_up=system.n_up, n_down=system.n_down,
                              charges=tuple(float(z) for z in system.charges), orbital_head=orbitals, **options)

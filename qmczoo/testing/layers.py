@@ -21,7 +21,8 @@ claim                           check
 ==============================  ===================================================================
 
 and, for a layer with parameters, that each lands in a proper KFAC block. Everything runs in
-float64. A plug-in author calls ``check_layer("my_layer")`` after registering the layer.
+float64. An antisymmetrizer is fed block-diagonal orbital matrices, or the blocks of the
+orbitals filler its entry names in ``fed_by`` (the pair product takes pair matrices). A plug-in author calls ``check_layer("my_layer")`` after registering the layer.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class _Harness(nn.Module):
     n_down: int
     charges: tuple
     hartree_fock: Any = None
+    fed_by: Layer | None = None  # the orbitals filler whose blocks an antisymmetrizer receives
 
     @nn.compact
     def __call__(self, r, R):
@@ -90,15 +92,19 @@ class _Harness(nn.Module):
             phi = jnp.exp(-jnp.linalg.norm(r[: self.n_up, None] - centres[None], axis=-1))
             return built(embedding.h[: self.n_up], phi)
         if slot == "antisymmetrizer":
-            blocks = OrbitalMatrices(n_up=self.n_up, n_down=self.n_down, envelope=envelope, determinants=DETERMINANTS,
-                                     full_det=False, name="harness_orbitals")(embedding, features)
-            return built(blocks)
+            if self.fed_by is None:
+                head = OrbitalMatrices(n_up=self.n_up, n_down=self.n_down, envelope=envelope,
+                                       determinants=DETERMINANTS, full_det=False, name="harness_orbitals")
+            else:
+                head = self.fed_by.build(name="harness_orbitals", **{**context, "full_det": False})
+            return built(head(embedding, features))
         raise ValueError(f"check_layer has no harness for slot {slot!r}")
 
 
-def layer_harness(layer: Layer):
+def layer_harness(layer: Layer, fed_by: Layer | None = None):
     """``(init, apply, system)`` of the harness of ``layer``: ``apply(params, r [N,3], R [M,3])``
-    returns what the layer returns in its slot."""
+    returns what the layer returns in its slot. An antisymmetrizer receives the blocks of
+    ``fed_by`` (an orbitals filler; default ``orbital_matrices``, block-diagonal)."""
     system = _harness_system()
     hf = None
     if layer.slot == "baseline":
@@ -106,7 +112,7 @@ def layer_harness(layer: Layer):
 
         hf = run_hartree_fock(system, "sto-3g")
     module = _Harness(layer=layer, n_up=system.n_up, n_down=system.n_down,
-                      charges=tuple(float(z) for z in system.charges), hartree_fock=hf)
+                      charges=tuple(float(z) for z in system.charges), hartree_fock=hf, fed_by=fed_by)
     return module.init, module.apply, system
 
 
@@ -198,9 +204,13 @@ def _antipodal_directions(count: int = 24) -> np.ndarray:
     return np.concatenate([v, -v])
 
 
-def _radial_slope(f, r, centre_fn, electron: int, delta: float = 1e-3) -> float:
-    """Spherically averaged slope d<f>/d|x| at coalescence: electron ``electron`` is put at
-    ``centre_fn(r) + d n`` for antipodal directions ``n`` and d = delta, 2 delta."""
+def _radial_slope(f, r, centre_fn, electron: int, delta: float = 1e-4) -> float:
+    """Spherically averaged slope d<f>/d|x| at coalescence (0 for a smooth f, c for a kink c|x|).
+
+    Electron ``electron`` is put at ``centre_fn(r) + d n`` for antipodal directions ``n``
+    (the linear term of a smooth f cancels between them); the averages at d = delta, 2 delta
+    and 4 delta give the slope with the quadratic term removed (Richardson extrapolation).
+    """
     dirs = jnp.asarray(_antipodal_directions(), r.dtype)
 
     def mean_at(d):
@@ -210,7 +220,9 @@ def _radial_slope(f, r, centre_fn, electron: int, delta: float = 1e-3) -> float:
 
         return jnp.mean(jax.vmap(one)(dirs))
 
-    return float((mean_at(2 * delta) - mean_at(delta)) / delta)
+    g1, g2, g4 = (float(mean_at(k * delta)) for k in (1, 2, 4))
+    s1, s2 = (g2 - g1) / delta, (g4 - g2) / (2 * delta)
+    return 2 * s1 - s2
 
 
 # ----------------------------------------------------------------------------- the check
@@ -230,9 +242,12 @@ def check_layer(name: str, seed: int = 0, atol: float = 1e-9) -> None:
     if kind != "layers":
         raise ValueError(f"{name!r} is an ansatz, not a layer: use qmczoo.testing.check_spec")
     layer = get_layer(name, e["slot"])
+    fed_by = None
+    if e.get("fed_by"):
+        fed_by = get_layer(e["fed_by"], "orbitals")
     claims = {k: list(v or []) for k, v in (e.get("claims") or {}).items()}
     with jax.enable_x64(True):
-        init, apply, system = layer_harness(layer)
+        init, apply, system = layer_harness(layer, fed_by)
         R = jnp.asarray(system.positions, jnp.float64)
         r = random_configuration(jax.random.PRNGKey(seed), system, jnp.float64)
         params = to_float64(jax.jit(init)(jax.random.PRNGKey(seed + 1), r, R))
@@ -272,11 +287,11 @@ def check_layer(name: str, seed: int = 0, atol: float = 1e-9) -> None:
         scalar = lambda x: _scalar(apply(params, x, R))  # noqa: E731
         if "electron_nuclear" in smooth:
             slope = _radial_slope(scalar, r, lambda x: R[0], electron=0)
-            if abs(slope) > 1e-2:
+            if abs(slope) > 1e-3:
                 raise AssertionError(f"{name}: not smooth at an electron–nuclear coalescence (radial slope {slope:.3g})")
         if "electron_electron" in smooth:
             slope = _radial_slope(scalar, r, lambda x: x[n_up], electron=0)
-            if abs(slope) > 1e-2:
+            if abs(slope) > 1e-3:
                 raise AssertionError(f"{name}: not smooth at an electron–electron coalescence (radial slope {slope:.3g})")
         as_wf = Wavefunction(init=init, signed_log_psi=lambda p, x, y: (jnp.ones((), x.dtype), _log_of(apply(p, x, y))),
                              n_up=system.n_up, n_down=system.n_down, name=name)
