@@ -165,8 +165,10 @@ def info(name: str = typer.Argument(..., help="An ansatz, a layer or a named mol
     model = {k: v for k, v in spec.options.items() if "." not in k and k not in slots}
     typer.echo(f"options: {_options_text(model)}")
     typer.echo(f"claims: {_claims_text(e.get('claims'))}")
-    for preset, values in (e.get("presets") or {}).items():
-        typer.echo(f"preset {preset}: {_options_text(values)}")
+    if e.get("presets"):
+        typer.echo("presets (--preset NAME):")
+        for preset, values in e["presets"].items():
+            typer.echo(f"  {preset}: {_options_text(values)}")
 
 
 def _default_out(system: str, ansatz: str) -> Path:

@@ -32,7 +32,7 @@ from qmczoo.errors import ConfigError, QmczooError
 from qmczoo.registry import AnsatzSpec, get_ansatz
 from qmczoo.statistics import reblock
 from qmczoo.systems import System, get_system, read_system
-from qmczoo.train import EVALUATION_KEY_TAG, VMC, StepStats, TrainConfig
+from qmczoo.train import EVALUATION_KEY_TAG, VMC, StepStats, TrainConfig, iterate_steps
 
 CSV_COLUMNS = ("step", "energy", "variance", "acceptance", "step_size", "wall_time", "rejected", "monitor_energy")
 CHECKPOINT = "checkpoint.msgpack"
@@ -515,8 +515,7 @@ def _train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainCon
         last_good, n_bad = state, 0  # the NaN guard's last accepted state and the rejections since
         loop_start = last = time.perf_counter()
         try:
-            for _ in range(start_step, config.steps):
-                state, stats = vmc.step(state)
+            for state, stats in iterate_steps(vmc, state, max(0, config.steps - start_step)):
                 n_bad = n_bad + 1 if stats.rejected else 0
                 if not stats.rejected:
                     last_good = state

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import flax.struct
 import jax
@@ -379,12 +379,22 @@ class VMC:
                                     monitor_energy=None if host[4] is None else float(host[4]))
 
 
+def iterate_steps(vmc: VMC, state: TrainState, n_steps: int | None = None) -> Iterator[tuple[TrainState, StepStats]]:
+    """The one stepping loop: ``(state, stats)`` after each of ``n_steps`` optimisation steps
+    (without end if ``None``; the caller stops). Run folders (:func:`qmczoo.runs.train`), the
+    benchmark and :func:`run_steps` all drive the VMC through it."""
+    count = 0
+    while n_steps is None or count < n_steps:
+        state, stats = vmc.step(state)
+        count += 1
+        yield state, stats
+
+
 def run_steps(vmc: VMC, state: TrainState, n_steps: int,
               on_step: Callable[[StepStats, float], None] | None = None) -> tuple[TrainState, list[StepStats]]:
     """Take ``n_steps`` optimisation steps; ``on_step(stats, elapsed_seconds)`` after each."""
     history, start = [], time.perf_counter()
-    for _ in range(n_steps):
-        state, stats = vmc.step(state)
+    for state, stats in iterate_steps(vmc, state, n_steps):
         history.append(stats)
         if on_step is not None:
             on_step(stats, time.perf_counter() - start)

@@ -29,7 +29,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from qmczoo.layers.curvature import Dense, fan_in_normal
-from qmczoo.layers.jastrow import activation
+from qmczoo.layers.activations import activation
 
 
 class _Correction(nn.Module):

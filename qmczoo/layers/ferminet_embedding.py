@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import flax.linen as nn
-import jax.numpy as jnp
 
+from qmczoo.layers.activations import activation
 from qmczoo.layers.curvature import Dense
 from qmczoo.layers.slots import ElectronFeatures, EmbeddingOutput
 from qmczoo.layers.spin_pooling import EquivariantDense, residual, symmetric_inputs
@@ -52,12 +52,3 @@ class FermiNetEmbedding(nn.Module):
             h_one, h_two = residual(new_one, h_one), residual(new_two, h_two)
         return EmbeddingOutput(*symmetric_inputs(h_one, h_two, self.n_up))
 
-
-def activation(name: str):
-    """The nonlinearity called ``name`` (``tanh``, ``silu``, ...) from jax.numpy or flax."""
-    fn = getattr(jnp, name, None) or getattr(nn, name, None)
-    if fn is None:
-        from qmczoo.errors import ConfigError
-
-        raise ConfigError(f"unknown activation {name!r}; use a jax.numpy or flax.linen function such as tanh or silu")
-    return fn

@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from qmczoo.layers.curvature import Dense
-from qmczoo.layers.ferminet_embedding import activation
+from qmczoo.layers.activations import activation
 from qmczoo.layers.pair_streams import SpinSplitPairDense
 from qmczoo.layers.schnet_embedding import nucleus_vectors
 from qmczoo.layers.slots import ElectronFeatures, EmbeddingOutput

@@ -35,9 +35,9 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
+from qmczoo.layers.activations import activation
 from qmczoo.layers.curvature import Dense, fan_in_normal, tracked_parameter
 from qmczoo.layers.slots import ElectronFeatures, EmbeddingOutput
 
@@ -121,17 +121,6 @@ class CuspJastrow(nn.Module):
         ee = ElectronElectronCuspJastrow(n_up=self.n_up, name="ee")(features, embedding)
         en = ElectronNuclearCuspJastrow(charges=tuple(self.charges), name="en")(features, embedding)
         return ee + en
-
-
-_ACTIVATIONS = {"tanh": jnp.tanh, "silu": jax.nn.silu, "softplus": jax.nn.softplus}
-
-
-def activation(name: str):
-    """The activation called ``name`` ("tanh", "silu" or "softplus")."""
-    try:
-        return _ACTIVATIONS[name]
-    except KeyError:
-        raise ValueError(f"unknown activation {name!r}; choose one of: {', '.join(_ACTIVATIONS)}") from None
 
 
 class NeuralJastrow(nn.Module):

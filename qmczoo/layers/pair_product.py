@@ -36,7 +36,7 @@ import jax.numpy as jnp
 
 from qmczoo.layers.antisymmetrizers import signed_logsumexp
 from qmczoo.layers.curvature import Dense
-from qmczoo.layers.jastrow import activation
+from qmczoo.layers.activations import activation
 from qmczoo.layers.slots import ElectronFeatures, EmbeddingOutput
 
 

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qmczoo.layers.curvature import Dense
-from qmczoo.layers.ferminet_embedding import activation
+from qmczoo.layers.activations import activation
 from qmczoo.layers.pair_streams import split_pairs, merge_pairs
 from qmczoo.layers.slots import ElectronFeatures, EmbeddingOutput
 from qmczoo.layers.spin_pooling import spin_means

@@ -213,14 +213,15 @@ def _radial_slope(f, r, centre_fn, electron: int, delta: float = 1e-4) -> float:
     """
     dirs = jnp.asarray(_antipodal_directions(), r.dtype)
 
-    def mean_at(d):
-        def one(n):
-            x = r.at[electron].set(centre_fn(r) + d * n)
-            return f(x)
+    @jax.jit
+    def means(ds):
+        def one(d, n):
+            return f(r.at[electron].set(centre_fn(r) + d * n))
 
-        return jnp.mean(jax.vmap(one)(dirs))
+        per_direction = jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None))(ds, dirs)
+        return jnp.mean(per_direction, axis=1)
 
-    g1, g2, g4 = (float(mean_at(k * delta)) for k in (1, 2, 4))
+    g1, g2, g4 = (float(g) for g in means(jnp.asarray([delta, 2 * delta, 4 * delta], r.dtype)))
     s1, s2 = (g2 - g1) / delta, (g4 - g2) / (2 * delta)
     return 2 * s1 - s2
 
