@@ -6,7 +6,7 @@
 # Usage: benchmarks/compare_zoo_speed.sh [PYTHON]
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
-ANCHORS=${ANCHORS:-${TMPDIR:-/tmp}/anchors}
+export ANCHORS=${ANCHORS:-${TMPDIR:-/tmp}/anchors}
 py=${1:-python}
 R=$ANCHORS/runs; mkdir -p "$R"
 dq() {  # DeepQMC's default ansatz, STEPS, OUT

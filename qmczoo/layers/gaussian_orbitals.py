@@ -24,6 +24,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -271,7 +272,8 @@ def isotropic_envelope_from_hf(hf: HartreeFock, R: np.ndarray, *, max_distance: 
             c = coeff[on_atom]  # [n_ao(I), K]
             pi[atom] = np.sqrt(np.einsum("ak,ab,bk->k", c, overlap[np.ix_(on_atom, on_atom)], c))
             points = (R[atom] + offsets).reshape(-1, 1, 3)
-            ao = np.asarray(eval_atomic_orbitals(basis, jnp.asarray(points - R[None], jnp.float64)))
+            with jax.enable_x64(True):  # a host-side fit: float64 whatever the run's precision
+                ao = np.asarray(eval_atomic_orbitals(basis, jnp.asarray(points - R[None], jnp.float64)))
             phi = (ao[:, on_atom] @ c).reshape(n_distances, n_directions, -1)  # [G, D, K]
             sigma[atom] = np.maximum(_fit_exponent(distances, np.sqrt(np.mean(phi**2, axis=1))), min_sigma)
         per_spin.append((pi, sigma))

@@ -193,9 +193,14 @@ class SchNetEmbedding(nn.Module):
             return _Filter(self.filter_width, self.width, neighbours, self.activation, name=name)
 
         x = spin_vectors(self.width, self.n_up, self.n_down, ee_dist2, name="spin_vectors")
+        # with at most one electron per spin the same-spin "pairs" are the electrons' own, cut to
+        # zero: a filter there would have no gradient at all, which breaks KFAC's damping
+        has_same_pairs = max(self.n_up, self.n_down) >= 2
         for layer in range(self.n_interactions):
             same, opposite = ee_basis
-            same = None if same is None else filters(f"same_filter_{layer}")(same)
+            if same is not None:
+                same = (filters(f"same_filter_{layer}")(same) if has_same_pairs
+                        else jnp.zeros(same.shape[:-1] + (self.width,), same.dtype))
             opposite = None if opposite is None else filters(f"opposite_filter_{layer}")(opposite)
             w_ee = merge_pairs(same, opposite, n, self.n_up) * ee_cut
             w_en = filters(f"nuclear_filter_{layer}")(en_basis) * en_cut
