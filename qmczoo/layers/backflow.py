@@ -60,7 +60,26 @@ class _Correction(nn.Module):
         return jnp.transpose(out.reshape(h.shape[0], k, p), (1, 0, 2))
 
 
-class MultiplicativeBackflow(nn.Module):
+class _Backflow(nn.Module):
+    """Shared fields and call of the backflows: ``combine(phi [1, n, P], f [K, n, P])``."""
+
+    determinants: int = 1
+    hidden: Sequence[int] = ()
+    activation: str = "tanh"
+    init_scale: float = 0.0
+
+    @staticmethod
+    def combine(phi: jnp.ndarray, f: jnp.ndarray) -> jnp.ndarray:
+        raise NotImplementedError
+
+    @nn.compact
+    def __call__(self, h: jnp.ndarray, phi: jnp.ndarray) -> jnp.ndarray:
+        f = _Correction(self.determinants, phi.shape[-1], tuple(self.hidden), self.activation,
+                        self.init_scale, name="correction")(h)
+        return self.combine(phi[None], f)
+
+
+class MultiplicativeBackflow(_Backflow):
     """``phi_k = phi * (1 + f_k(h))`` for ``K`` determinants.
 
     Attributes:
@@ -73,19 +92,12 @@ class MultiplicativeBackflow(nn.Module):
     Call: ``h`` ``[n, D]``, ``phi`` ``[n, P]``. Returns ``[K, n, P]``.
     """
 
-    determinants: int = 1
-    hidden: Sequence[int] = ()
-    activation: str = "tanh"
-    init_scale: float = 0.0
-
-    @nn.compact
-    def __call__(self, h: jnp.ndarray, phi: jnp.ndarray) -> jnp.ndarray:
-        f = _Correction(self.determinants, phi.shape[-1], tuple(self.hidden), self.activation,
-                        self.init_scale, name="correction")(h)
-        return phi[None] * (1.0 + f)
+    @staticmethod
+    def combine(phi, f):
+        return phi * (1.0 + f)
 
 
-class AdditiveBackflow(nn.Module):
+class AdditiveBackflow(_Backflow):
     """``phi_k = phi + f_k(h)`` for ``K`` determinants.
 
     Attributes: as :class:`MultiplicativeBackflow`. The correction does not decay by itself
@@ -94,13 +106,6 @@ class AdditiveBackflow(nn.Module):
     Call: ``h`` ``[n, D]``, ``phi`` ``[n, P]``. Returns ``[K, n, P]``.
     """
 
-    determinants: int = 1
-    hidden: Sequence[int] = ()
-    activation: str = "tanh"
-    init_scale: float = 0.0
-
-    @nn.compact
-    def __call__(self, h: jnp.ndarray, phi: jnp.ndarray) -> jnp.ndarray:
-        f = _Correction(self.determinants, phi.shape[-1], tuple(self.hidden), self.activation,
-                        self.init_scale, name="correction")(h)
-        return phi[None] + f
+    @staticmethod
+    def combine(phi, f):
+        return phi + f
