@@ -68,6 +68,8 @@ def main():
                     help="finally, evaluate the last parameters for this many steps (0: skip)")
     ap.add_argument("--eval-every", type=float, default=0,
                     help="snapshot the parameters every this many seconds and evaluate each after the budget")
+    ap.add_argument("--no-final-evaluation", action="store_true",
+                    help="evaluate only the snapshots, not the final parameters")
     args = ap.parse_args()
 
     import yaml
@@ -139,7 +141,7 @@ def main():
         evaluated.append((at, ev.energy, ev.energy_error))
         print(f"evaluation at {at / 60:5.1f} min (step {step}): {ev.energy:.5f} +- {ev.energy_error:.5f} Ha "
               f"({1e3 * (ev.energy - EXACT):+.2f} mHa)")
-    if args.eval_steps:
+    if args.eval_steps and not args.no_final_evaluation:
         ev = evaluate(vmc, state.params, state.walkers, args.eval_steps, jax.random.PRNGKey(99), burn_in=20)
         evaluated.append((t[-1], ev.energy, ev.energy_error))
         print(f"evaluation of the final parameters ({args.eval_steps} steps x {args.batch} walkers): "

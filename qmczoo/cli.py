@@ -79,13 +79,13 @@ def list_cmd(systems: bool = typer.Option(False, "--systems", help="Also list th
                       _one_line(e.get("paper")))
         console.print(t)
     t = Table(title="layers (fill a slot with --set SLOT=NAME)", title_justify="left")
-    columns = ("name", "slot", "description") + (("claims", "options") if layers_only else ())
+    columns = ("name", "slot", "description") + (("claims", "options", "paper") if layers_only else ())
     for col in columns:
         t.add_column(col, no_wrap=col in ("name", "slot"))
     for name, e in sorted(list_layers().items(), key=lambda kv: (kv[1].get("slot", ""), kv[0])):
         row = [name, e.get("slot", ""), _one_line(e.get("description"))]
         if layers_only:
-            row += [_claims_text(e.get("claims")), _options_text(e.get("options"))]
+            row += [_claims_text(e.get("claims")), _options_text(e.get("options")), _one_line(e.get("paper")) or "-"]
         t.add_row(*row)
     console.print(t)
     if systems:
@@ -145,7 +145,10 @@ def info(name: str = typer.Argument(..., help="An ansatz, a layer or a named mol
     typer.echo(f"{name} ({'ansatz' if kind == 'ansatze' else 'layer'}): {_one_line(e.get('description'))}")
     if e.get("paper"):
         typer.echo(f"paper: {_one_line(e.get('paper'))}")
-    typer.echo(f"factory: {factory}")
+    typer.echo(f"factory: {factory}" + (" (a Haiku transform)" if e.get("framework") == "haiku" else ""))
+    if e.get("plugin"):
+        over = f"; overrides {e['overrides']}" if e.get("overrides") else ""
+        typer.echo(f"from plug-in: {e['plugin']}{over}")
     if kind == "layers":
         users = [a for a, ae in sorted(list_ansatze().items()) if name in (ae.get("defaults") or {}).values()]
         typer.echo(f"slot: {e.get('slot')}")

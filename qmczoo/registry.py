@@ -34,19 +34,34 @@ def _load() -> dict[str, dict[str, dict]]:
     global _REGISTRY
     if _REGISTRY is None:
         data = yaml.safe_load(_registry_file().read_text())
-        _REGISTRY = {"ansatze": dict(data.get("ansatze", {})), "layers": dict(data.get("layers", {}))}
+        registry = {"ansatze": dict(data.get("ansatze", {})), "layers": dict(data.get("layers", {}))}
+        collisions = []
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             try:
                 entries = ep.load()
                 entries = entries() if callable(entries) else entries
+                if not isinstance(entries, dict):
+                    raise TypeError(f"expected a mapping with 'ansatze' and/or 'layers', got {type(entries).__name__}")
             except Exception as exc:  # a broken plug-in must not break the package
                 import warnings
 
-                warnings.warn(f"qmczoo plug-in {ep.name!r} failed to load: {exc}")
+                warnings.warn(f"qmczoo plug-in {ep.name!r} ({ep.value}) failed to load: {exc}")
                 continue
             for kind in ("ansatze", "layers"):
                 for name, entry in (entries.get(kind) or {}).items():
-                    _REGISTRY[kind][name] = dict(entry, plugin=ep.value)
+                    entry = dict(entry, plugin=ep.value)
+                    if name in registry[kind]:
+                        if not entry.get("override"):
+                            source = registry[kind][name].get("plugin") or "qmczoo itself"
+                            collisions.append(f"plug-in {ep.value!r} registers {kind[:-1] if kind == 'layers' else 'ansatz'} "
+                                              f"{name!r}, which {source} already registers")
+                            continue
+                        entry["overrides"] = registry[kind][name].get("plugin") or "built-in"
+                    registry[kind][name] = entry
+        if collisions:
+            raise ConfigError("; ".join(collisions) + ". Rename the plug-in's entry, or add `override: true` "
+                              "to it to replace the existing one on purpose (docs/plugins.md)")
+        _REGISTRY = registry
     return _REGISTRY
 
 
@@ -57,24 +72,45 @@ def _unknown(kind: str, name: str, known) -> ConfigError:
     return ConfigError(f"unknown {kind} {name!r}{hint}; available: {', '.join(known)}")
 
 
+FRAMEWORKS = ("flax", "haiku")
+
+
+def _add(kind: str, name: str, entry: dict, override: bool) -> None:
+    table = _load()[kind]
+    if name in table and not override:
+        raise ConfigError(f"{'ansatz' if kind == 'ansatze' else 'layer'} {name!r} is already registered; "
+                          "pick another name, or pass override=True to replace it")
+    if name in table:
+        entry["overrides"] = table[name].get("plugin") or "built-in"
+    table[name] = entry
+
+
 def register_ansatz(name: str, factory: str | Callable, *, defaults: dict | None = None,
                     presets: dict | None = None, description: str = "", paper: str = "",
-                    slots: dict | None = None, claims: dict | None = None) -> None:
-    """Add (or replace) an ansatz entry; ``factory(system, **options) -> flax module``.
+                    slots: dict | None = None, claims: dict | None = None, framework: str = "flax",
+                    apply_rng: bool = True, override: bool = False) -> None:
+    """Add an ansatz entry; ``factory(system, **options)`` returns a flax module, or with
+    ``framework="haiku"`` a Haiku ``transform``-ed function ``f(r, R) -> (sign, log|psi|)``
+    (``apply_rng=False`` for ``hk.without_apply_rng``).
 
     ``slots`` maps option names to slot kinds (``{"embedding": "embedding"}``); the defaults
-    then name the layer filling each (see ``docs/slots.md``).
+    then name the layer filling each (see ``docs/slots.md``). A name that is already registered
+    is refused unless ``override=True``.
     """
-    _load()["ansatze"][name] = dict(factory=factory, defaults=dict(defaults or {}),
-                                    presets=dict(presets or {}), description=description, paper=paper,
-                                    slots=dict(slots or {}), claims=dict(claims or {}))
+    if framework not in FRAMEWORKS:
+        raise ConfigError(f"ansatz {name!r}: unknown framework {framework!r}; choose one of {', '.join(FRAMEWORKS)}")
+    _add("ansatze", name, dict(factory=factory, defaults=dict(defaults or {}), presets=dict(presets or {}),
+                               description=description, paper=paper, slots=dict(slots or {}),
+                               claims=dict(claims or {}), framework=framework, apply_rng=apply_rng), override)
 
 
 def register_layer(name: str, factory: str | Callable, *, slot: str, description: str = "",
-                   options: dict | None = None, claims: dict | None = None, paper: str = "") -> None:
-    """Add (or replace) a layer entry; ``options`` lists every option the layer accepts, with defaults."""
-    _load()["layers"][name] = dict(factory=factory, slot=slot, description=description,
-                                   options=dict(options or {}), claims=dict(claims or {}), paper=paper)
+                   options: dict | None = None, claims: dict | None = None, paper: str = "",
+                   override: bool = False) -> None:
+    """Add a layer entry; ``options`` lists every option the layer accepts, with defaults.
+    A name that is already registered is refused unless ``override=True``."""
+    _add("layers", name, dict(factory=factory, slot=slot, description=description, options=dict(options or {}),
+                              claims=dict(claims or {}), paper=paper), override)
 
 
 def list_ansatze() -> dict[str, dict]:
@@ -198,14 +234,23 @@ class AnsatzSpec:
         return {k: v for k, v in claims.items() if v}
 
     def module(self, system):
+        """What the factory returns for ``system``: a flax module, or a Haiku ``transform``."""
         factory = resolve(self._entry["factory"])
         model_options = {k: copy.deepcopy(v) for k, v in self.options.items()
                          if "." not in k and k not in (self._entry.get("slots") or {})}
         return factory(system, **model_options, **self.layers())
 
-    def build(self, system):
-        from qmczoo.wavefunction import from_module
+    @property
+    def framework(self) -> str:
+        """``"flax"`` (the factory returns a flax module) or ``"haiku"`` (a Haiku ``transform``)."""
+        return self._entry.get("framework", "flax")
 
+    def build(self, system):
+        from qmczoo.wavefunction import from_haiku, from_module
+
+        if self.framework == "haiku":
+            return from_haiku(self.module(system), system.n_up, system.n_down, name=self.name,
+                              takes_rng=bool(self._entry.get("apply_rng", True)))
         return from_module(self.module(system), system.n_up, system.n_down, name=self.name)
 
     __call__ = build
@@ -248,6 +293,12 @@ def get_ansatz(name: str, preset: str | None = None, **options) -> AnsatzSpec:
         raise _unknown("ansatz", name, ansatze)
     e = ansatze[name]
     slots = e.get("slots") or {}
+    framework = e.get("framework", "flax")
+    if framework not in FRAMEWORKS:
+        raise ConfigError(f"ansatz {name!r} names framework {framework!r}; qmczoo knows {', '.join(FRAMEWORKS)}")
+    if framework == "haiku" and slots:
+        raise ConfigError(f"ansatz {name!r} is a Haiku ansatz but declares slots; slots are filled with "
+                          "flax layers, so only a flax ansatz can have them")
     defaults = e.get("defaults") or {}
     resolved = copy.deepcopy(defaults)
     presets = e.get("presets") or {}

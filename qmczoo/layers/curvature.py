@@ -11,7 +11,8 @@ The rule for a new layer (see ``docs/engine.md``, "KFAC curvature"):
 * a linear map ``y = x @ W + b`` of a per-configuration input ``x`` ``[D]`` or ``[..., D]``:
   use :class:`Dense` (kernel and bias in one Kronecker-factored block);
 * an elementwise product with a parameter, ``y = x * s`` (envelope exponents and weights):
-  use :func:`scale` (per-walker diagonal block);
+  use :func:`scale` (per-walker diagonal block); with a shift, ``y = x * s + b`` (a layer
+  norm): :func:`scale_and_shift`;
 * any other parameter (it enters nonlinearly, e.g. a Jastrow length scale): read it through
   :func:`tracked_parameter`, which gives it a per-walker diagonal block;
 * then check with :func:`qmczoo.testing.kfac_block_types` (the invariance suite does so for
@@ -104,6 +105,13 @@ def scale(x: jnp.ndarray, s: jnp.ndarray) -> jnp.ndarray:
     shape = jnp.broadcast_shapes(x.shape, s.shape)
     x = jnp.broadcast_to(x, shape)
     return kfac_jax.register_scale_and_shift(x * s, x, scale=s)
+
+
+def scale_and_shift(x: jnp.ndarray, s: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
+    """``x * s + b`` with the parameters ``s`` and ``b`` in one per-walker scale-and-shift KFAC block
+    (a layer norm's gain and bias). ``s`` and ``b`` are parameter leaves broadcasting against
+    the trailing axes of ``x``."""
+    return kfac_jax.register_scale_and_shift(x * s + b, x, scale=s, shift=b)
 
 
 def tracked_parameter(value: jnp.ndarray, anchor: jnp.ndarray) -> jnp.ndarray:

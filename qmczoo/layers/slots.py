@@ -35,7 +35,7 @@ per non-empty spin channel); for a determinant antisymmetrizer entry ``[k, i, j]
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Protocol, runtime_checkable
+from typing import Any, Optional, Protocol, runtime_checkable
 
 import flax.struct
 import jax.numpy as jnp
@@ -79,6 +79,8 @@ class EmbeddingOutput:
       h: per-electron features ``[N, D]``, equivariant under same-spin permutations.
       shared: per-configuration features ``[Dg]`` (e.g. spin means of ``h``) or ``None``.
       pair: per-electron summaries of the pair stream ``[N, Dp]`` or ``None``.
+      irreps: equivariant per-electron features, an ``e3nn.IrrepsArray`` ``[N, dim]`` that
+        rotates with the molecule (an equivariant embedding hands them on), or ``None``.
 
     A head combines the three parts with
     :class:`~qmczoo.layers.spin_pooling.EquivariantDense` (``shared`` is multiplied once, not
@@ -88,6 +90,7 @@ class EmbeddingOutput:
     h: jnp.ndarray
     shared: Optional[jnp.ndarray] = None
     pair: Optional[jnp.ndarray] = None
+    irreps: Any = None
 
 
 # ----------------------------------------------------------------------------- slot protocols

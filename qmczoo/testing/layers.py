@@ -13,6 +13,8 @@ claim                           check
 ``invariant: [permutation]``    permuting same-spin electrons leaves the output unchanged
 ``invariant: [translation]``    moving electrons and nuclei together leaves the output unchanged
 ``invariant: [rotation]``       rotating electrons and nuclei together leaves the output unchanged
+                                (all but its ``irreps`` part, for an equivariant embedding)
+``equivariant: [rotation]``     ... rotates the output's ``irreps`` by their Wigner-D matrices
 ``antisymmetric: [same_spin]``  swapping same-spin electrons flips the sign, keeps log|psi|
 ``decays: [far]``               the output vanishes 60 bohr from the nuclei
 ``smooth: [electron_electron, electron_nuclear]``  no kink at coalescence: the spherically
@@ -131,7 +133,8 @@ def _permute_rows(out, perm: np.ndarray, slot: str, n_up: int, pair: bool = Fals
                            en_dist=out.en_dist[perm], ee_disp=out.ee_disp[perm][:, perm],
                            ee_dist=out.ee_dist[perm][:, perm])
     if slot == "embedding":
-        return out.replace(h=out.h[perm], pair=None if out.pair is None else out.pair[perm])
+        return out.replace(h=out.h[perm], pair=None if out.pair is None else out.pair[perm],
+                           irreps=None if out.irreps is None else out.irreps[perm])
     if slot == "envelope":
         return out[perm]
     if slot == "baseline":
@@ -276,9 +279,17 @@ def check_layer(name: str, seed: int = 0, atol: float = 1e-9) -> None:
         if "translation" in invariant:
             shift = jnp.asarray([0.7, -1.3, 2.1])
             _assert_close(f(params, r + shift, R + shift), out, "not translation-invariant", name, atol)
-        if "rotation" in invariant:
+        if "rotation" in invariant or "rotation" in equivariant:
             rot = jnp.asarray(random_rotation(seed))
-            _assert_close(f(params, r @ rot.T, R @ rot.T), out, "not rotation-invariant", name, atol)
+            turned = f(params, r @ rot.T, R @ rot.T)
+            if "rotation" in invariant:  # the invariant part of the output (all of it, or all but irreps)
+                _assert_close(_without_irreps(turned), _without_irreps(out), "not rotation-invariant", name, atol)
+            if "rotation" in equivariant:
+                if getattr(out, "irreps", None) is None:
+                    raise AssertionError(f"{name}: claims rotation equivariance but hands on no irreps")
+                expected = out.irreps.transform_by_matrix(rot)  # Wigner-D matrices of rot
+                _assert_close(turned.irreps.array, expected.array, "irreps not rotation-equivariant (Wigner D)",
+                              name, atol)
         if "far" in claims.get("decays", []):
             far = r + 60.0
             near, gone = _leaves(out), _leaves(f(params, far, R))
@@ -311,6 +322,11 @@ def check_layer(name: str, seed: int = 0, atol: float = 1e-9) -> None:
             if naive:
                 raise AssertionError(f"{name}: parameters without proper KFAC curvature (NaiveDiagonal): "
                                      f"{', '.join(naive)}; register them with qmczoo.layers.curvature")
+
+
+def _without_irreps(out):
+    """``out`` without its equivariant (rotating) part, if it hands one on."""
+    return out.replace(irreps=None) if getattr(out, "irreps", None) is not None else out
 
 
 def _log_of(out):

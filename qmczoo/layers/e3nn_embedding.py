@@ -1,0 +1,167 @@
+"""SE(3)-equivariant message passing over electrons on e3nn-jax (tensor-field-network style).
+
+Each electron carries features as irreps of O(3) (an ``e3nn.IrrepsArray`` of ``channels``
+copies of ``0e + 1o + ... + lmax``, natural parity). They start as messages from the nuclei:
+radial filters of ``|r_i - R_I|`` (times a learned vector of the nucleus' charge) weighting the
+solid harmonics ``|x|^l Y_l(x / |x|)`` of the displacements ``x = r_i - R_I``, plus a learned
+vector of the electron's spin. Each interaction layer then sends electron ``i`` the tensor
+products of every other electron's features with the solid harmonics of ``r_i - r_j``, weighted
+channel by channel by radial filters of ``|r_i - r_j|`` (one for same-spin pairs, one for
+opposite-spin pairs), and adds a gated equivariant linear map of ``[h_i, message_i]`` to ``h_i``.
+
+The readout is invariant: the scalar channels and the squared norms of the vector (l >= 1)
+channels. The equivariant features are handed on as well (``EmbeddingOutput.irreps``), for a
+head that wants them and for the rotation check.
+
+Smoothness: solid harmonics are polynomials of the displacement and the radial basis is even in
+the distance, so the embedding is smooth at electron-electron and electron-nuclear coalescence
+(the cusps are left to a Jastrow or the envelopes).
+
+Every parameter has a proper KFAC block: the equivariant linear map is a registered dense map
+per irrep acting on the channel axis (:class:`IrrepsDense`), filters are registered dense maps.
+"""
+
+from __future__ import annotations
+
+import e3nn_jax as e3nn
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from qmczoo.layers.activations import activation
+from qmczoo.layers.curvature import Dense
+from qmczoo.layers.schnet_embedding import (_Filter, even_radial_basis, nucleus_vectors, spin_vectors,
+                                            squared_distance, without_self)
+from qmczoo.layers.slots import ElectronFeatures, EmbeddingOutput
+
+
+def hidden_irreps(channels: int, lmax: int) -> e3nn.Irreps:
+    """``channels x (0e + 1o + 2e + ...)`` up to ``lmax`` (the parities of spherical harmonics)."""
+    return e3nn.Irreps([(channels, (l, (-1) ** l)) for l in range(lmax + 1)])
+
+
+def scale_channels(x: e3nn.IrrepsArray, weights: jnp.ndarray) -> e3nn.IrrepsArray:
+    """Multiply each irrep copy (channel) of ``x`` ``[..., dim]`` by a scalar: ``weights``
+    ``[..., x.irreps.num_irreps]``, in the order of ``x.irreps``. Equivariant for invariant weights."""
+    chunks, start = [], 0
+    for mul_ir, chunk in zip(x.irreps, x.chunks):
+        w = weights[..., start:start + mul_ir.mul, None]
+        chunks.append(None if chunk is None else chunk * w)
+        start += mul_ir.mul
+    return e3nn.from_chunks(x.irreps, chunks, x.shape[:-1], x.dtype)
+
+
+class IrrepsDense(nn.Module):
+    """Equivariant linear map between irreps: per irrep, a registered dense map of the channels.
+
+    Attributes:
+      irreps_out: output irreps (each irrep once, e.g. ``"16x0e + 16x1o"``); an output irrep
+        absent from the input is zero.
+
+    Call: ``x`` ``e3nn.IrrepsArray`` ``[..., dim_in]`` -> ``[..., dim_out]``. Only scalar
+    (``0e``) outputs get a bias (a bias on another irrep would break equivariance). Each map
+    is a :class:`~qmczoo.layers.curvature.Dense` over the channel axis, the ``2l+1``
+    components acting as extra rows of a repeated-dense KFAC block.
+    """
+
+    irreps_out: str
+
+    @nn.compact
+    def __call__(self, x: e3nn.IrrepsArray) -> e3nn.IrrepsArray:
+        x = x.regroup()
+        out_irreps = e3nn.Irreps(self.irreps_out)
+        chunks = []
+        for mul_ir in out_irreps:
+            found = [(m, c) for m, c in zip(x.irreps, x.chunks) if m.ir == mul_ir.ir and c is not None]
+            if not found:
+                chunks.append(None)
+                continue
+            (m_in, chunk), = found
+            y = Dense(mul_ir.mul, use_bias=mul_ir.ir == e3nn.Irrep("0e"), name=f"linear_{mul_ir.ir}")(
+                jnp.swapaxes(chunk, -1, -2))  # [..., 2l+1, mul_in] -> [..., 2l+1, mul_out]
+            chunks.append(jnp.swapaxes(y, -1, -2))
+        return e3nn.from_chunks(out_irreps, chunks, x.shape[:-1], x.dtype)
+
+
+class E3nnEmbedding(nn.Module):
+    """Equivariant electron embedding (see the module docstring).
+
+    Attributes:
+      n_up, n_down: electrons of each spin (rows ``[:n_up]`` are spin up).
+      charges: nuclear charges ``[M]`` (nuclei of one element share a learned vector).
+      layers: interaction layers.
+      channels: copies of each irrep.
+      lmax: highest angular momentum of the features and of the solid harmonics.
+      n_rbf: radial basis functions (even in the distance).
+      cutoff: largest centre of the radial basis (bohr).
+      filter_width: hidden width of the radial filters.
+      activation: nonlinearity of the filters and of the gated scalars.
+
+    Call:
+      ``features``: :class:`~qmczoo.layers.slots.ElectronFeatures`; uses ``en_disp``
+      ``[N, M, 3]`` and ``ee_disp`` ``[N, N, 3]`` (vectors, not flattened).
+
+    Returns:
+      :class:`~qmczoo.layers.slots.EmbeddingOutput`: ``h`` ``[N, channels (lmax + 1)]``
+      (invariant: scalar channels and squared norms of the others), ``irreps`` the final
+      equivariant features ``[N, channels sum_l (2l+1)]``.
+    """
+
+    n_up: int
+    n_down: int
+    charges: tuple
+    layers: int = 2
+    channels: int = 16
+    lmax: int = 1
+    n_rbf: int = 12
+    cutoff: float = 8.0
+    filter_width: int = 32
+    activation: str = "silu"
+
+    @nn.compact
+    def __call__(self, features: ElectronFeatures) -> EmbeddingOutput:
+        en_disp, ee_disp = features.en_disp, features.ee_disp
+        n, m = en_disp.shape[0], en_disp.shape[1]
+        c = self.channels
+        hidden = hidden_irreps(c, self.lmax)
+        sh_irreps = e3nn.Irreps.spherical_harmonics(self.lmax)
+        act = activation(self.activation)
+
+        # messages from the nuclei: sum_I filter_l(|r_iI|) * nucleus_I * Y_l(r_iI)
+        en2 = squared_distance(en_disp)
+        en_sh = e3nn.spherical_harmonics(sh_irreps, en_disp, normalize=False, normalization="component")
+        en_w = _Filter(self.filter_width, c * (self.lmax + 1), m, self.activation, name="nuclear_filter")(
+            even_radial_basis(en2, self.n_rbf, self.cutoff))
+        en_w = en_w * nucleus_vectors(c * (self.lmax + 1), self.charges, en2, name="nucleus")[None]
+        chunks = []
+        for l, sh in enumerate(en_sh.chunks):  # sh [N, M, 1, 2l+1]
+            w = en_w[..., l * c:(l + 1) * c, None]  # [N, M, c, 1]
+            chunks.append(jnp.sum(w * sh, axis=1))
+        chunks[0] = chunks[0] + spin_vectors(c, self.n_up, self.n_down, en2, name="spin")[..., None]
+        h = e3nn.from_chunks(hidden, chunks, (n,), en_disp.dtype)
+
+        # electron-electron interactions
+        ee2 = squared_distance(ee_disp)
+        ee_sh = e3nn.spherical_harmonics(sh_irreps, ee_disp, normalize=False, normalization="component")
+        ee_basis = even_radial_basis(ee2, self.n_rbf, self.cutoff)
+        spin = np.repeat([0, 1], [self.n_up, self.n_down])
+        same = jnp.asarray((spin[:, None] == spin[None, :])[..., None], en_disp.dtype)
+        mask = without_self(n, en_disp.dtype)
+        n_gates = sum(mul for mul, ir in hidden if ir.l > 0)
+        update_irreps = e3nn.Irreps(f"{c + n_gates}x0e") + hidden.filter(drop="0e")
+        for layer in range(self.layers):
+            h_j = e3nn.IrrepsArray(h.irreps, jnp.broadcast_to(h.array[None], (n, n, h.irreps.dim)))
+            tp = e3nn.tensor_product(h_j, ee_sh, filter_ir_out=[ir for _, ir in hidden])
+            k = tp.irreps.num_irreps
+            w_same = _Filter(self.filter_width, k, n, self.activation, name=f"same_filter_{layer}")(ee_basis)
+            w_opp = _Filter(self.filter_width, k, n, self.activation, name=f"opposite_filter_{layer}")(ee_basis)
+            weights = (same * w_same + (1.0 - same) * w_opp) * mask
+            message = scale_channels(tp, weights)
+            message = e3nn.IrrepsArray(message.irreps, jnp.sum(message.array, axis=1))
+            z = IrrepsDense(str(update_irreps), name=f"update_{layer}")(e3nn.concatenate([h, message]))
+            h = h + e3nn.gate(z, even_act=act, normalize_act=False)
+
+        scalars = h.filter(keep="0e").array
+        norms = [jnp.sum(jnp.square(chunk), axis=-1) for mul_ir, chunk in zip(h.irreps, h.chunks)
+                 if mul_ir.ir.l > 0]
+        return EmbeddingOutput(h=jnp.concatenate([scalars, *norms], axis=-1), irreps=h)
