@@ -257,6 +257,9 @@ def _plot(results: dict, path: Path) -> None:
         y = [1e3 * (e["energy"] - EXACT) for e in ev]
         err = [1e3 * e["error"] for e in ev]
         ax.errorbar(t, y, yerr=err, marker="o", capsize=3, label=LABELS[code])
+    ax.axhline(0.0, color="0.5", lw=0.8)
+    top = max([1e3 * (e["energy"] - EXACT) for r in results.values() for e in r.get("evaluated", [])] or [5.0])
+    ax.set_ylim(-4.0, min(top + 3.0, 40.0))  # early snapshots far above exact leave the top
     ax.set_xlabel("wall time since process start (min)")
     ax.set_ylabel("evaluated E - exact (mHa)")
     ax.set_title("LiH, evaluated energies of snapshots (fixed parameters)")
