@@ -176,9 +176,11 @@ def test_kfac_steps_are_accepted_with_one_electron_per_spin():
     from qmczoo.train import VMC, TrainConfig
 
     system = get_system("H2")
-    vmc = VMC(system, get_ansatz("paulinet", preset="tiny").build(system),
-              TrainConfig(batch_size=16, pretrain_steps=0, burn_in=4, monitor_walkers=0, mcmc_steps=2))
-    state = vmc.burn_in(vmc.initial_state())
-    for _ in range(2):
-        state, stats = vmc.step(state)
-        assert not stats.rejected and np.isfinite(stats.energy)
+    for spec in (get_ansatz("paulinet", preset="tiny"),
+                 get_ansatz("ferminet", preset="tiny", embedding="e3nn_embedding")):  # both use spin_pair_filters
+        vmc = VMC(system, spec.build(system),
+                  TrainConfig(batch_size=16, pretrain_steps=0, burn_in=4, monitor_walkers=0, mcmc_steps=2))
+        state = vmc.burn_in(vmc.initial_state())
+        for _ in range(2):
+            state, stats = vmc.step(state)
+            assert not stats.rejected and np.isfinite(stats.energy)

@@ -26,12 +26,12 @@ from __future__ import annotations
 import e3nn_jax as e3nn
 import flax.linen as nn
 import jax.numpy as jnp
-import numpy as np
 
 from qmczoo.layers.activations import activation
 from qmczoo.layers.curvature import Dense
-from qmczoo.layers.schnet_embedding import (_Filter, even_radial_basis, nucleus_vectors, spin_vectors,
-                                            squared_distance, without_self)
+from qmczoo.layers.pair_streams import split_pairs
+from qmczoo.layers.schnet_embedding import (_Filter, even_radial_basis, nucleus_vectors, spin_pair_filters,
+                                            spin_vectors, squared_distance, without_self)
 from qmczoo.layers.slots import ElectronFeatures, EmbeddingOutput
 
 
@@ -143,9 +143,7 @@ class E3nnEmbedding(nn.Module):
         # electron-electron interactions
         ee2 = squared_distance(ee_disp)
         ee_sh = e3nn.spherical_harmonics(sh_irreps, ee_disp, normalize=False, normalization="component")
-        ee_basis = even_radial_basis(ee2, self.n_rbf, self.cutoff)
-        spin = np.repeat([0, 1], [self.n_up, self.n_down])
-        same = jnp.asarray((spin[:, None] == spin[None, :])[..., None], en_disp.dtype)
+        ee_basis = split_pairs(even_radial_basis(ee2, self.n_rbf, self.cutoff), self.n_up)
         mask = without_self(n, en_disp.dtype)
         n_gates = sum(mul for mul, ir in hidden if ir.l > 0)
         update_irreps = e3nn.Irreps(f"{c + n_gates}x0e") + hidden.filter(drop="0e")
@@ -153,9 +151,9 @@ class E3nnEmbedding(nn.Module):
             h_j = e3nn.IrrepsArray(h.irreps, jnp.broadcast_to(h.array[None], (n, n, h.irreps.dim)))
             tp = e3nn.tensor_product(h_j, ee_sh, filter_ir_out=[ir for _, ir in hidden])
             k = tp.irreps.num_irreps
-            w_same = _Filter(self.filter_width, k, n, self.activation, name=f"same_filter_{layer}")(ee_basis)
-            w_opp = _Filter(self.filter_width, k, n, self.activation, name=f"opposite_filter_{layer}")(ee_basis)
-            weights = (same * w_same + (1.0 - same) * w_opp) * mask
+            weights = spin_pair_filters(
+                ee_basis, self.n_up, self.n_down, k,
+                lambda kind: _Filter(self.filter_width, k, n, self.activation, name=f"{kind}_filter_{layer}")) * mask
             message = scale_channels(tp, weights)
             message = e3nn.IrrepsArray(message.irreps, jnp.sum(message.array, axis=1))
             z = IrrepsDense(str(update_irreps), name=f"update_{layer}")(e3nn.concatenate([h, message]))

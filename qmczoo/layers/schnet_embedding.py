@@ -110,6 +110,29 @@ def without_self(n: int, dtype) -> jnp.ndarray:
     return jnp.asarray(1.0 - np.eye(n)[..., None], dtype)
 
 
+def spin_pair_filters(basis: tuple, n_up: int, n_down: int, width: int, make_filter) -> jnp.ndarray:
+    """Filters of electron pairs, one network for same-spin and one for opposite-spin pairs.
+
+    Args:
+      basis: ``split_pairs`` of a pair basis ``[N, N, K]`` (same-spin, opposite-spin rows).
+      n_up, n_down: electrons of each spin.
+      width: output width ``F`` of the filters.
+      make_filter: ``make_filter("same" | "opposite")`` builds the filter module (call inside a
+        compact module), ``[P, K] -> [P, F]``.
+
+    Returns:
+      ``[N, N, F]``. With at most one electron per spin the only same-spin "pairs" are the
+      electrons' own, which callers drop: they get zeros and no filter, since a filter with no
+      gradient at all breaks KFAC's damping.
+    """
+    same, opposite = basis
+    if same is not None:
+        same = (make_filter("same")(same) if max(n_up, n_down) >= 2
+                else jnp.zeros(same.shape[:-1] + (width,), same.dtype))
+    opposite = None if opposite is None else make_filter("opposite")(opposite)
+    return merge_pairs(same, opposite, n_up + n_down, n_up)
+
+
 # ----------------------------------------------------------------------------- the embedding
 
 
@@ -193,16 +216,9 @@ class SchNetEmbedding(nn.Module):
             return _Filter(self.filter_width, self.width, neighbours, self.activation, name=name)
 
         x = spin_vectors(self.width, self.n_up, self.n_down, ee_dist2, name="spin_vectors")
-        # with at most one electron per spin the same-spin "pairs" are the electrons' own, cut to
-        # zero: a filter there would have no gradient at all, which breaks KFAC's damping
-        has_same_pairs = max(self.n_up, self.n_down) >= 2
         for layer in range(self.n_interactions):
-            same, opposite = ee_basis
-            if same is not None:
-                same = (filters(f"same_filter_{layer}")(same) if has_same_pairs
-                        else jnp.zeros(same.shape[:-1] + (self.width,), same.dtype))
-            opposite = None if opposite is None else filters(f"opposite_filter_{layer}")(opposite)
-            w_ee = merge_pairs(same, opposite, n, self.n_up) * ee_cut
+            w_ee = spin_pair_filters(ee_basis, self.n_up, self.n_down, self.width,
+                                     lambda kind: filters(f"{kind}_filter_{layer}")) * ee_cut
             w_en = filters(f"nuclear_filter_{layer}")(en_basis) * en_cut
             v = Dense(self.width, use_bias=False, name=f"electron_values_{layer}")(x)
             y = nucleus_vectors(self.width, self.charges, en_dist2, name=f"nucleus_vectors_{layer}")
