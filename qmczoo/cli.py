@@ -280,7 +280,16 @@ def train(
                                        help="Unit of an xyz/inline geometry: angstrom (default, as in xyz files "
                                             "and pyscf) or bohr. Named molecules are in bohr."),
     set_: List[str] = typer.Option([], "--set", help="Override an ansatz option: key=value (repeatable)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", show_default=False, help="Walkers (default: 256)."),
+    scan: Optional[str] = typer.Option(None, "--scan", show_default=False,
+                                       help="Train on several geometries at once (--ansatz pesnet): NAME=START:STOP:COUNT "
+                                            "of a coordinate, e.g. bond=0.8:4.0:17 (bohr; 'bond' for two atoms, "
+                                            "'scale' for any molecule), or NAME=v1,v2,..."),
+    geometries: Optional[Path] = typer.Option(None, "--geometries", show_default=False,
+                                              help="Train on the geometries of a YAML or multi-frame xyz file "
+                                                   "(--ansatz pesnet)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", show_default=False,
+                                             help="Walkers (default: 256; over several geometries the total, "
+                                                  "rounded up to a multiple of their number)."),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", show_default=False, help="kfac, adam or sgd (default: kfac)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate, finite and > 0 (default per optimizer)."),
     pretrain_steps: Optional[int] = typer.Option(None, "--pretrain-steps", show_default=False,
@@ -327,6 +336,9 @@ def train(
     if resume is not None and config_file is not None:
         raise ConfigError("--resume and --config exclude each other: --resume continues a run, "
                           "--config starts a new one with a stored run's settings")
+    if (resume is not None or config_file is not None) and (scan is not None or geometries is not None):
+        raise ConfigError("--scan and --geometries start a new run: a resumed or repeated run keeps the "
+                          "geometries stored in its config.yaml")
     if resume is not None:
         if out is not None and Path(out).resolve() != Path(resume).resolve():
             raise ConfigError(f"--out {out} conflicts with --resume {resume}: a resumed run stays in its folder")
@@ -347,6 +359,7 @@ def train(
         return
     if config_file is not None:
         sys_obj, spec, stored = runs.load_run_config(config_file)
+        scan_set = runs.load_run_geometries(config_file)
         bad = _conflicts(given, sys_obj, spec, stored, allowed=("steps",))
         if bad:
             raise ConfigError(f"--config {config_file} takes every setting from the stored run; these options "
@@ -369,10 +382,16 @@ def train(
                              monitor_walkers=value["monitor_walkers"], monitor_every=value["monitor_every"])
         spec = get_ansatz(value["ansatz"], value["preset"], **parse_overrides(set_))
         out = out or _default_out(sys_obj.name, spec.name)
+    if config_file is None:
+        scan_set = runs._geometry_set(sys_obj, scan, geometries, None)
+        runs._check_geometries(spec, scan_set)
     runs._check_out_dir(Path(out), fresh=True)
-    typer.echo(f"{sys_obj.describe()} | {spec.name} ({spec.preset}) | {_geometry_text(sys_obj, unit_read)} "
-               f"| run folder {out}")
-    result = runs.train(sys_obj, spec, config, out, progress=progress, eval_steps=eval_steps, unit=unit_read)
+    where = _geometry_text(sys_obj, unit_read)
+    if scan_set is not None and scan_set.n_geometries > 1:
+        where = f"{scan_set.n_geometries} geometries ({scan_set.labels[0]} ... {scan_set.labels[-1]})"
+    typer.echo(f"{sys_obj.describe()} | {spec.name} ({spec.preset}) | {where} | run folder {out}")
+    result = runs.train(sys_obj, spec, config, out, progress=progress, eval_steps=eval_steps, unit=unit_read,
+                        geometries=scan_set)
     _print_summary(result.summary, result.out_dir)
 
 
@@ -400,10 +419,24 @@ def _print_summary(summary: dict, out: Optional[Path]):
     sps = summary.get("seconds_per_step")
     timing = f"{sps:.3f} s/step" if finite(sps) else "no timing (fewer than 2 steps)"
     lines.append(f"{summary['steps']} steps, {timing}, {summary['rejected_steps']} rejected")
+    if summary.get("pes"):
+        lines.append(_pes_table(summary["pes"]))
     if out is not None:
-        names = ("config.yaml", "train.csv", "checkpoint.msgpack", "energy.png", "summary.json", "evaluation.json")
+        names = ("config.yaml", "train.csv", "train_geometries.csv", "checkpoint.msgpack", "energy.png", "summary.json",
+                 "evaluation.json", "pes.csv", "pes.png")
         lines.append(f"files in {out}: " + " ".join(n for n in names if (Path(out) / n).exists()))
     typer.echo("\n".join(lines))
+
+
+def _pes_table(rows: list) -> str:
+    """A plain-text table of per-geometry results (rows of :func:`qmczoo.pes.pes_rows`)."""
+    from qmczoo.statistics import format_value
+
+    lines = [f"{'geometry':<14} {'E (Ha)':>16} {'E - exact (mHa)':>16}"]
+    for r in rows:
+        diff = "" if r["error_mha"] is None else f"{r['error_mha']:+.2f}"
+        lines.append(f"{r['label']:<14} {format_value(r['energy'], r['energy_error']):>16} {diff:>16}")
+    return "\n".join(lines)
 
 
 @app.command()
@@ -413,14 +446,34 @@ def evaluate(
     steps: int = typer.Option(1000, "--steps", help="Measurement steps."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Walkers (default: as trained)."),
     seed: Optional[int] = typer.Option(None, "--seed"),
+    scan: Optional[str] = typer.Option(None, "--scan", show_default=False,
+                                       help="Evaluate a PES run at these geometries instead (as qmczoo train --scan)."),
+    geometries: Optional[Path] = typer.Option(None, "--geometries", show_default=False,
+                                              help="Evaluate a PES run at the geometries of this YAML/xyz file."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
-    """Evaluate a trained run's energy with a reblocked error bar; writes evaluation.json."""
+    """Evaluate a trained run's energy with a reblocked error bar; writes evaluation.json.
+
+    A run trained on several geometries (--scan/--geometries) is evaluated at each of them
+    (or at the geometries given here): E ± sigma per geometry in pes.csv, the curve in pes.png.
+    """
     _quiet_jax()
     from qmczoo.runs import evaluate_run
     from qmczoo.statistics import format_value
 
-    result = evaluate_run(run_dir, steps, batch_size=batch_size, seed=seed, progress=progress)
+    result = evaluate_run(run_dir, steps, batch_size=batch_size, seed=seed, progress=progress, scan=scan,
+                          geometries=geometries)
+    if result.geometries:
+        import json
+
+        record = json.loads((Path(run_dir) / "evaluation.json").read_text())
+        typer.echo(_pes_table(record["pes"]))
+        if record.get("max_abs_error_mha") is not None:
+            typer.echo(f"max |E - exact| {record['max_abs_error_mha']:.2f} mHa, mean {record['mean_abs_error_mha']:.2f} "
+                       f"mHa over {record['geometries_with_reference']} geometries with a reference")
+        typer.echo(f"written {Path(run_dir) / 'evaluation.json'}, {Path(run_dir) / 'pes.csv'}, "
+                   f"{Path(run_dir) / 'pes.png'}")
+        return
     typer.echo(f"energy {format_value(result.energy, result.energy_error)} Ha "
                f"(± {result.energy_error:.2g}, block {result.block_size}{'' if result.converged else ', not converged'}), "
                f"variance {result.variance:.4g}, acceptance {result.acceptance:.2f}")

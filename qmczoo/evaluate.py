@@ -25,6 +25,10 @@ class Evaluation:
       block_size, converged: the reblocking level used and whether its criterion was met.
       step_energies: per-step walker-mean energies ``[steps]``.
       seconds: wall time.
+      geometries: for walkers grouped over several geometries, one dict per geometry
+        (``energy``, ``energy_error``, ``variance``, ``block_size``, ``converged``, each
+        reblocked from that geometry's own per-step means); None for one geometry. The
+        top-level energy is then the mean over geometries.
     """
 
     energy: float
@@ -37,6 +41,7 @@ class Evaluation:
     converged: bool
     step_energies: np.ndarray
     seconds: float
+    geometries: list | None = None
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -57,7 +62,10 @@ def make_sampling_step(vmc):
     def sample(params, walkers, key):
         walkers = mcmc(params, walkers, key, vmc.R)
         e_l = vmc.batch_local_energy(params, walkers.r, vmc.R)
-        return walkers, jnp.mean(e_l), jnp.var(e_l)
+        if vmc.R.ndim == 2:
+            return walkers, jnp.mean(e_l), jnp.var(e_l)
+        grouped = e_l.reshape(vmc.R.shape[0], -1)  # walkers grouped by geometry: [G, b]
+        return walkers, jnp.mean(grouped, axis=1), jnp.var(grouped, axis=1)
 
     return sample
 
@@ -87,15 +95,25 @@ def evaluate(vmc, params, walkers, steps: int, key, burn_in: int = 0,
     for i in range(steps):
         walkers, e, v = sample(params, walkers, jax.random.fold_in(key, i))
         e, v, a = jax.device_get((e, v, walkers.acceptance))
-        energies.append(float(e))
-        variances.append(float(v))
-        acceptances.append(float(a))
+        energies.append(np.asarray(e, dtype=float))
+        variances.append(np.asarray(v, dtype=float))
+        acceptances.append(float(np.mean(a)))
         if progress is not None:
             progress(i, float(np.mean(energies)))
+    energies, variances = np.asarray(energies), np.asarray(variances)  # [steps] or [steps, G]
+    per_geometry = None
+    if energies.ndim == 2:
+        per_geometry = []
+        for g in range(energies.shape[1]):
+            est_g = reblock(energies[:, g])
+            per_geometry.append(dict(energy=est_g.mean, energy_error=est_g.error,
+                                     variance=float(np.mean(variances[:, g])), block_size=est_g.block_size,
+                                     converged=est_g.converged))
+        energies, variances = energies.mean(axis=1), variances.mean(axis=1)
     est = reblock(energies)
     return Evaluation(
         energy=est.mean, energy_error=est.error, variance=float(np.mean(variances)),
         acceptance=float(np.mean(acceptances)), steps=steps, batch_size=int(walkers.r.shape[0]),
         block_size=est.block_size, converged=est.converged, step_energies=np.asarray(energies),
-        seconds=time.perf_counter() - start,
+        seconds=time.perf_counter() - start, geometries=per_geometry,
     )

@@ -71,6 +71,30 @@ def make_kinetic_energy(log_psi: LogPsi, method: str = "folx"):
     return kinetic_energy
 
 
+def make_batch_local_energy(wf, charges, method: str = "folx"):
+    """``E_L(params, r [B,N,3], R) -> [B]`` for a :class:`~qmczoo.wavefunction.Wavefunction`.
+
+    ``R`` is one geometry ``[M, 3]`` or ``G`` grouped geometries ``[G, M, 3]``
+    (:func:`~qmczoo.wavefunction.per_geometry`). An ansatz with a per-geometry stage runs it
+    once per geometry; the Laplacian goes through the electron stage only.
+    """
+    from qmczoo.wavefunction import per_geometry
+
+    if not wf.has_geometry_stage:
+        local_energy = make_local_energy(wf.log_psi, charges, method)
+
+        def one_geometry(params, r, R):
+            return jax.vmap(local_energy, in_axes=(None, 0, None))(params, r, R)
+    else:
+        local_energy = make_local_energy(lambda ps, x, R: wf.electron_stage(ps[0], ps[1], x, R)[1], charges, method)
+
+        def one_geometry(params, r, R):
+            stage = wf.geometry_stage(params, R)
+            return jax.vmap(local_energy, in_axes=(None, 0, None))((params, stage), r, R)
+
+    return per_geometry(one_geometry)
+
+
 def make_local_energy(log_psi: LogPsi, charges, method: str = "folx"):
     """``E_L(params, r [N,3], R [M,3]) -> scalar`` for nuclear ``charges`` ``[M]``."""
     kinetic_energy = make_kinetic_energy(log_psi, method)

@@ -156,3 +156,67 @@ def plot_bench(curves: list[dict], path: str | Path, *, references: dict | None 
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_pes(values, energies, errors, path: str | Path, *, reference=None, xlabel: str = "bond length (bohr)",
+             title: str = "", label: str = "qmczoo") -> Path:
+    """Write a potential-energy curve: energies ± errors (hartree) against the coordinate.
+
+    ``values`` ``[G]`` (the coordinate, e.g. bond lengths in bohr), ``energies`` ``[G]`` and
+    ``errors`` ``[G]`` (standard errors; None for none) in hartree; NaN energies are left out.
+    ``reference`` = ``(x [P], E [P], source_label)`` draws a tabulated curve as a black line
+    with points, and a lower panel of ``E − E_ref`` in mHa (± error) with a ±2 mHa band, where
+    ``E_ref`` is the tabulated value at that x or, inside the table's range, its cubic-spline
+    interpolation (see :func:`qmczoo.geometry_set.interpolate_reference`). Returns ``path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from qmczoo.geometry_set import interpolate_reference
+
+    x, e = (np.asarray(a, dtype=float).ravel() for a in (values, energies))
+    s = np.zeros_like(e) if errors is None else np.asarray(errors, dtype=float).ravel()
+    s = np.where(np.isfinite(s), s, 0.0)
+    order = np.argsort(x, kind="stable")
+    x, e, s = x[order], e[order], s[order]
+    ok = np.isfinite(x) & np.isfinite(e)
+    if reference is None:
+        fig, ax_e = plt.subplots(figsize=(7, 4.5))
+        ax_d = None
+    else:
+        fig, (ax_e, ax_d) = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True,
+                                         gridspec_kw={"height_ratios": [2, 1]})
+    ax_e.errorbar(x[ok], e[ok], yerr=s[ok], fmt="o-", ms=4, lw=1.2, capsize=3, color="tab:blue", label=label)
+    if reference is not None:
+        ref_x, ref_e, ref_label = reference
+        ref_x, ref_e = np.asarray(ref_x, dtype=float), np.asarray(ref_e, dtype=float)
+        ref_order = np.argsort(ref_x, kind="stable")
+        ax_e.plot(ref_x[ref_order], ref_e[ref_order], "k.-", lw=1, ms=5, label=str(ref_label))
+        e_ref = interpolate_reference(x, ref_x, ref_e)
+        has = ok & np.isfinite(e_ref)
+        ax_d.axhspan(-2.0, 2.0, color="tab:green", alpha=0.15, label="±2 mHa")
+        ax_d.axhline(0.0, color="k", lw=0.8)
+        if has.any():
+            ax_d.errorbar(x[has], 1000.0 * (e[has] - e_ref[has]), yerr=1000.0 * s[has], fmt="o-", ms=4, lw=1.0,
+                          capsize=3, color="tab:blue", label=label)
+        else:
+            ax_d.text(0.5, 0.5, "no reference value at these points", transform=ax_d.transAxes,
+                      ha="center", va="center", fontsize=9, color="grey")
+        ax_d.set_ylabel("E − E_ref (mHa)")
+        ax_d.set_xlabel(xlabel)
+        ax_d.grid(alpha=0.3)
+        ax_d.legend(fontsize=8, loc="upper right")
+    else:
+        ax_e.set_xlabel(xlabel)
+    ax_e.set_ylabel("energy (Ha)")
+    ax_e.set_title(title)
+    ax_e.grid(alpha=0.3)
+    if ax_e.get_legend_handles_labels()[0]:
+        ax_e.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

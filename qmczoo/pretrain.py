@@ -80,38 +80,71 @@ def pretraining_log_density(batch_log_psi_hf, batch_log_psi, hf_fraction: float)
     return batch_log_prob
 
 
-def make_pretrainer(wf, hf: HartreeFock, R: jnp.ndarray, *, learning_rate: float = 3e-4,
+def make_pretrainer(wf, hf, R: jnp.ndarray, *, learning_rate: float = 3e-4,
                     hf_fraction: float = 1.0, mcmc_steps: int = 1):
     """Build ``(init_opt, step)`` for pretraining ``wf``'s orbitals on ``hf``.
 
     ``step(params, opt_state, walkers, key) -> (params, opt_state, walkers, loss)`` moves the
     walkers by ``mcmc_steps`` Metropolis steps on :func:`pretraining_log_density` and takes
     one Adam step on the mean squared difference between the ansatz's and the HF orbitals.
+
+    For walkers grouped over ``G`` geometries, ``R`` is ``[G, M, 3]`` and ``hf`` a list of
+    ``G`` Hartree–Fock solutions, one per geometry: each group samples its own geometry's HF
+    density and is fitted to its orbitals; the loss is the mean over geometries.
     """
     if wf.orbitals is None:
         raise ValueError("this ansatz has no orbitals() method; it cannot be pretrained")
-    hf_orbitals = hf_orbitals_jax(hf, R)
+    grouped = R.ndim == 3
+    hfs = list(hf) if grouped else [hf]
+    geometries = [R[g] for g in range(R.shape[0])] if grouped else [R]
+    if len(hfs) != len(geometries):
+        raise ValueError(f"{len(geometries)} geometries but {len(hfs)} Hartree-Fock solutions")
     optimizer = optax.adam(learning_rate)
 
-    def batch_log_psi_hf(r):
-        up, down = hf_orbitals(r)
-        return _block_logabs(up) + _block_logabs(down)
+    def one_geometry(hf_g, R_g):
+        hf_orbitals = hf_orbitals_jax(hf_g, R_g)
 
-    mcmc = make_mcmc(pretraining_log_density(batch_log_psi_hf, wf.batch_log_psi, hf_fraction), mcmc_steps)
+        def batch_log_psi_hf(r):
+            up, down = hf_orbitals(r)
+            return _block_logabs(up) + _block_logabs(down)
 
-    def orbital_loss(params, r, up, down):
-        def one(r1, u1, d1):
-            blocks = wf.orbitals(params, r1, R)
-            targets = target_blocks(u1, d1, [b.shape for b in blocks])
-            return sum(jnp.mean((b - t[None]) ** 2) for b, t in zip(blocks, targets))
+        mcmc = make_mcmc(pretraining_log_density(batch_log_psi_hf, wf.batch_log_psi, hf_fraction), mcmc_steps)
 
-        return jnp.mean(jax.vmap(one)(r, up, down))
+        def orbital_loss(params, r, up, down):
+            def one(r1, u1, d1):
+                blocks = wf.orbitals(params, r1, R_g)
+                targets = target_blocks(u1, d1, [b.shape for b in blocks])
+                return sum(jnp.mean((b - t[None]) ** 2) for b, t in zip(blocks, targets))
+
+            return jnp.mean(jax.vmap(one)(r, up, down))
+
+        return hf_orbitals, mcmc, orbital_loss
+
+    stages = [one_geometry(h, x) for h, x in zip(hfs, geometries)]
 
     @jax.jit
     def step(params, opt_state, walkers: WalkerState, key):
-        walkers = mcmc(params, walkers, key, R)
-        up, down = hf_orbitals(walkers.r)
-        loss, grads = jax.value_and_grad(orbital_loss)(params, walkers.r, up, down)
+        if not grouped:
+            hf_orbitals, mcmc, orbital_loss = stages[0]
+            walkers = mcmc(params, walkers, key, R)
+            up, down = hf_orbitals(walkers.r)
+            loss, grads = jax.value_and_grad(orbital_loss)(params, walkers.r, up, down)
+        else:
+            b = walkers.r.shape[0] // len(stages)
+            moved, targets = [], []
+            for g, (hf_orbitals, mcmc, _) in enumerate(stages):  # geometries are few: unrolled
+                group = WalkerState(r=walkers.r[g * b:(g + 1) * b], step_size=walkers.step_size[g],
+                                    acceptance=walkers.acceptance[g])
+                moved.append(mcmc(params, group, jax.random.fold_in(key, g), geometries[g]))
+                targets.append(hf_orbitals(moved[-1].r))
+
+            def total_loss(p):
+                return sum(stage[2](p, w.r, *t) for stage, w, t in zip(stages, moved, targets)) / len(stages)
+
+            loss, grads = jax.value_and_grad(total_loss)(params)
+            walkers = WalkerState(r=jnp.concatenate([w.r for w in moved]),
+                                  step_size=jnp.stack([w.step_size for w in moved]),
+                                  acceptance=jnp.stack([w.acceptance for w in moved]))
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, walkers, loss
 

@@ -233,11 +233,14 @@ class AnsatzSpec:
                 claims = {k: [] for k in claims}
         return {k: v for k, v in claims.items() if v}
 
-    def module(self, system):
-        """What the factory returns for ``system``: a flax module, or a Haiku ``transform``."""
+    def module(self, system, geometries=None):
+        """What the factory returns for ``system``: a flax module, a Haiku ``transform``, or a
+        :class:`~qmczoo.wavefunction.GeometryAnsatz` (given ``geometries`` if it takes them)."""
         factory = resolve(self._entry["factory"])
         model_options = {k: copy.deepcopy(v) for k, v in self.options.items()
                          if "." not in k and k not in (self._entry.get("slots") or {})}
+        if self.serves_many_geometries:
+            model_options["geometries"] = geometries
         return factory(system, **model_options, **self.layers())
 
     @property
@@ -245,13 +248,26 @@ class AnsatzSpec:
         """``"flax"`` (the factory returns a flax module) or ``"haiku"`` (a Haiku ``transform``)."""
         return self._entry.get("framework", "flax")
 
-    def build(self, system):
-        from qmczoo.wavefunction import from_haiku, from_module
+    @property
+    def serves_many_geometries(self) -> bool:
+        """Whether the factory takes the geometries it will serve (an ansatz with a geometry
+        encoder, PESNet): only such an ansatz is trained on several geometries at once."""
+        import inspect
+
+        return "geometries" in inspect.signature(resolve(self._entry["factory"])).parameters
+
+    def build(self, system, geometries=None):
+        """The :class:`~qmczoo.wavefunction.Wavefunction` for ``system``; ``geometries``
+        ``[G, M, 3]`` (bohr) for an ansatz that serves many (:attr:`serves_many_geometries`)."""
+        from qmczoo.wavefunction import GeometryAnsatz, from_geometry_ansatz, from_haiku, from_module
 
         if self.framework == "haiku":
             return from_haiku(self.module(system), system.n_up, system.n_down, name=self.name,
                               takes_rng=bool(self._entry.get("apply_rng", True)))
-        return from_module(self.module(system), system.n_up, system.n_down, name=self.name)
+        built = self.module(system, geometries)
+        if isinstance(built, GeometryAnsatz):
+            return from_geometry_ansatz(built, system.n_up, system.n_down, name=self.name)
+        return from_module(built, system.n_up, system.n_down, name=self.name)
 
     __call__ = build
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import yaml
 
@@ -39,7 +40,7 @@ CHECKPOINT = "checkpoint.msgpack"
 LOCK_FILE = ".qmczoo.lock"
 # every file a run writes into its folder (a new run refuses a folder holding anything else)
 RUN_FILES = ("config.yaml", "train.csv", "train.csv.tmp", CHECKPOINT, CHECKPOINT + ".tmp", "energy.png", "summary.json",
-             "evaluation.json", LOCK_FILE)
+             "evaluation.json", LOCK_FILE, "train_geometries.csv", "train_geometries.csv.tmp", "pes.csv", "pes.png")
 SUMMARY_FRACTION = 0.2  # the summary energy averages the last 20% of training steps
 EVALUATION_BURN_IN = 20  # unmeasured Metropolis calls (of mcmc_steps each) before an evaluation measures
 
@@ -137,11 +138,14 @@ def _truncate_log(out_dir: Path, last_step: int):
     os.replace(tmp, path)
 
 
-def _save_config(out_dir: Path, system: System, spec: AnsatzSpec, config: TrainConfig, input_unit: str = "bohr"):
+def _save_config(out_dir: Path, system: System, spec: AnsatzSpec, config: TrainConfig, input_unit: str = "bohr",
+                 geometries=None):
     from qmczoo import __version__
 
     data = {"qmczoo_version": __version__, "input_unit": input_unit, "length_unit": "bohr",
             "system": system.to_dict(), "ansatz": spec.to_dict(), "train": config.to_dict()}
+    if geometries is not None:
+        data["geometries"] = geometries.to_dict()
     text = ("# input_unit: the unit the geometry was read in; system.coords are in bohr (length_unit)\n"
             + yaml.safe_dump(data, sort_keys=False))
     (out_dir / "config.yaml").write_text(text)
@@ -193,6 +197,28 @@ def load_run_config(out_dir: str | Path) -> tuple[System, AnsatzSpec, TrainConfi
         raise ConfigError(f"{path}: {exc}") from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path} is malformed: {exc}") from None
+
+
+def load_run_geometries(out_dir: str | Path):
+    """The :class:`~qmczoo.geometry_set.GeometrySet` a run trained on (``geometries`` in its
+    config.yaml), or None for a one-geometry run."""
+    from qmczoo.geometry_set import GeometrySet
+
+    data = read_config_file(out_dir).get("geometries")
+    if data is None:
+        return None
+    try:
+        return GeometrySet.from_dict(data)
+    except QmczooError as exc:
+        raise ConfigError(f"{_config_path(out_dir)}: geometries: {exc}") from None
+
+
+def _check_geometries(spec: AnsatzSpec, gset) -> None:
+    """Several geometries need an ansatz that serves many; refuse any other, with the way out."""
+    if gset is None or gset.n_geometries == 1 or spec.serves_many_geometries:
+        return
+    raise ConfigError(f"{spec.name} cannot share one network across {gset.n_geometries} geometries (it has no "
+                      "geometry encoder): use --ansatz pesnet, or train one run per geometry")
 
 
 def _json_safe(obj):
@@ -376,7 +402,7 @@ def _remove_run_files(out: Path, created: bool):
 def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConfig | None = None,
           out_dir: str | Path | None = None, *, preset: str | None = None, options: dict | None = None,
           progress: bool = True, eval_steps: int = 0, resume: bool = False, unit: str | None = None,
-          time_budget: float | None = None) -> RunResult:
+          time_budget: float | None = None, scan: str | None = None, geometries=None) -> RunResult:
     """Train an ansatz on a system; with ``out_dir``, write (or continue) a run folder.
 
     Args:
@@ -396,6 +422,12 @@ def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConf
         summary.json).
       time_budget: seconds of training-loop wall time (first step's compilation included)
         after which this call stops taking steps, checkpoints and evaluates as usual.
+      scan, geometries: train on several geometries at once (an ansatz with a geometry encoder,
+        PESNet): a scan of a named coordinate (``"bond=0.8:4.0:17"``, see
+        :func:`~qmczoo.geometry_set.parse_scan`), a geometry file (YAML or multi-frame xyz), or a
+        built :class:`~qmczoo.geometry_set.GeometrySet` as ``geometries``. The evaluation then
+        gives E ± sigma per geometry (``pes.csv``, ``pes.png``). Any other ansatz given several
+        geometries is refused (train one run per geometry).
 
     Everything is validated before anything is written. The folder is locked while the
     run trains. A new run that fails before its first checkpoint leaves no files behind;
@@ -432,9 +464,14 @@ def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConf
     config = config or TrainConfig()
     if not isinstance(config, TrainConfig):
         raise ConfigError(f"config must be a TrainConfig, got {type(config).__name__}")
+    gset = _geometry_set(system, scan, geometries, unit)
+    _check_geometries(spec, gset)
+    if gset is not None:
+        system = gset.system  # the first geometry of the set
     _check_resources(system, spec, config)
     if out is None:
-        return _train(system, spec, config, None, progress=progress, eval_steps=eval_steps, time_budget=time_budget)
+        return _train(system, spec, config, None, progress=progress, eval_steps=eval_steps, time_budget=time_budget,
+                      geometries=gset)
     _check_out_dir(out, fresh=True)
     created = not out.exists()
     try:
@@ -448,7 +485,7 @@ def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConf
             raise
         try:
             return _train(system, spec, config, out, progress=progress, eval_steps=eval_steps,
-                          input_unit=input_unit, time_budget=time_budget)
+                          input_unit=input_unit, time_budget=time_budget, geometries=gset)
         except KeyboardInterrupt:
             raise RunInterrupted(out, (out / CHECKPOINT).exists()) from None
         except BaseException as exc:
@@ -460,12 +497,28 @@ def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConf
             raise
 
 
+def _geometry_set(system: System, scan, geometries, unit):
+    """The run's :class:`~qmczoo.geometry_set.GeometrySet`, or None for the system's own geometry."""
+    from qmczoo.geometry_set import GeometrySet, geometry_set
+
+    if isinstance(geometries, GeometrySet):
+        if scan is not None:
+            raise ConfigError("give either a scan or geometries, not both")
+        return geometries
+    if scan is None and geometries is None:
+        return None
+    return geometry_set(system, scan=scan, geometries=geometries, unit=unit)
+
+
 def _train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConfig | None = None,
            out_dir: str | Path | None = None, *, preset: str | None = None, options: dict | None = None,
            progress: bool = True, eval_steps: int = 0, resume: bool = False, input_unit: str | None = None,
-           time_budget: float | None = None) -> RunResult:
+           time_budget: float | None = None, geometries=None) -> RunResult:
     """The body of :func:`train` (same arguments; ``input_unit`` is the unit the geometry was
-    read in), run with its inputs checked and its folder locked."""
+    read in, ``geometries`` a GeometrySet or None), run with its inputs checked and its folder
+    locked."""
+    from qmczoo.pes import GEOMETRY_LOG, error_summary, truncate_geometry_log, write_geometry_log, write_pes
+
     out = Path(out_dir) if out_dir is not None else None
     if resume:
         if out is None:
@@ -475,6 +528,7 @@ def _train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainCon
             stored = dataclasses.replace(stored, steps=config.steps)
         config = stored
         input_unit = read_config_file(out).get("input_unit", "bohr")
+        geometries = load_run_geometries(out)
         restart = not (out / CHECKPOINT).exists()  # killed before its first checkpoint: start again
         if restart and (out / "train.csv").exists():
             (out / "train.csv").unlink()
@@ -486,9 +540,11 @@ def _train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainCon
             if (out / CHECKPOINT).exists() or (out / "train.csv").exists():
                 raise ConfigError(f"{out} already holds a run: resume it with --resume {out}, or choose another --out")
             out.mkdir(parents=True, exist_ok=True)
-            _save_config(out, system, spec, config, input_unit or "bohr")
+            _save_config(out, system, spec, config, input_unit or "bohr", geometries)
 
-    vmc = VMC(system, spec.build(system), config)
+    gset = geometries if geometries is not None and geometries.n_geometries > 1 else None
+    positions = None if gset is None else gset.positions
+    vmc = VMC(system, spec.build(system, geometries=positions), config, geometries=positions)
     state = vmc.initial_state()
     extra: dict[str, Any] = {"ansatz": spec.name, "preset": spec.preset, "input_unit": input_unit or "bohr",
                              "geometry_bohr": [[sym, *xyz] for sym, xyz in zip(system.symbols, system.coords)]}
@@ -496,6 +552,7 @@ def _train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainCon
         if resume and not restart:
             state, meta = checkpoint.load(out / CHECKPOINT, state)
             _truncate_log(out, int(state.step))
+            truncate_geometry_log(out / GEOMETRY_LOG, int(state.step))
         else:
             if config.pretrain_steps > 0:
                 bar = bars.task("pretrain", config.pretrain_steps)
@@ -532,6 +589,7 @@ def _train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainCon
                 done = int(state.step)
                 over_budget = time_budget is not None and now - loop_start >= time_budget
                 if out is not None and (done % config.checkpoint_every == 0 or done == config.steps or over_budget):
+                    write_geometry_log(out / GEOMETRY_LOG, rows)
                     _write_csv_rows(out / "train.csv", rows, offset, times)
                     rows, times = [], []
                     checkpoint.save(out / CHECKPOINT, state, {"step": done})
@@ -539,6 +597,7 @@ def _train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainCon
                     break
         except KeyboardInterrupt:
             if out is not None:  # keep every finished step: the run resumes from here
+                write_geometry_log(out / GEOMETRY_LOG, rows)
                 _write_csv_rows(out / "train.csv", rows, offset, times)
                 checkpoint.save(out / CHECKPOINT, state, {"step": int(state.step)})
             raise
@@ -561,7 +620,16 @@ def _train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainCon
         log = {c: np.array([0.0 if c == "wall_time" else np.nan if getattr(s, c) is None else getattr(s, c)
                             for s in history], dtype=float)
                for c in CSV_COLUMNS}
-    summary = summarize(system, log, seconds_per_step, extra, evaluation)
+    if gset is not None:  # the mean energy over geometries has no single reference
+        extra["geometries"] = gset.to_dict()
+        system_for_summary = dataclasses.replace(system, reference_energy=None, reference_source=None)
+    else:
+        system_for_summary = system
+    summary = summarize(system_for_summary, log, seconds_per_step, extra, evaluation)
+    if gset is not None and evaluation is not None and out is not None:
+        rows = write_pes(out, gset, evaluation, title=f"{spec.name} ({spec.preset or 'custom'}) on {system.name}")
+        summary["pes"] = rows
+        summary.update(error_summary(rows))
     if out is not None:
         if evaluation is not None:
             _write_json(out / "evaluation.json", evaluation.to_dict())
@@ -589,12 +657,17 @@ def _stop_after_rejections(out, rows, offset, times, last_good, n_bad, step):
 
 
 def evaluate_run(out_dir: str | Path, steps: int = 1000, *, batch_size: int | None = None, seed: int | None = None,
-                 burn_in: int = EVALUATION_BURN_IN, progress: bool = True):
+                 burn_in: int = EVALUATION_BURN_IN, progress: bool = True, scan: str | None = None,
+                 geometries=None):
     """Evaluate the energy of a trained run folder; writes ``evaluation.json``.
 
     Uses the checkpoint's parameters and walkers (re-sampled from them if ``batch_size``
     differs from training). ``steps`` >= 2, ``batch_size`` >= 1, ``burn_in`` >= 0 and
     ``0 <= seed < 2**32`` are checked first; the folder is locked while it runs.
+
+    A run trained on several geometries is evaluated on each (E ± sigma per geometry in
+    ``evaluation.json``, ``pes.csv`` and ``pes.png``); ``scan``/``geometries`` (as for
+    :func:`train`) evaluate it at other geometries instead, from freshly sampled walkers.
     """
     for name, value, low in (("steps", steps, 2), ("batch_size", batch_size, 1), ("seed", seed, 0),
                              ("burn_in", burn_in, 0)):
@@ -613,9 +686,14 @@ def evaluate_run(out_dir: str | Path, steps: int = 1000, *, batch_size: int | No
         raise ConfigError(f"{out} has no {CHECKPOINT}: train first")
     if batch_size is not None:
         _check_resources(system, spec, dataclasses.replace(config, batch_size=batch_size, pretrain_steps=0))
+    trained_on = load_run_geometries(out)
+    at = _geometry_set(system, scan, geometries, None)
+    if at is not None:
+        _check_geometries(spec, at)
     with lock_run(out):
         try:
-            return _evaluate_run(out, steps, batch_size=batch_size, seed=seed, burn_in=burn_in, progress=progress)
+            return _evaluate_run(out, steps, batch_size=batch_size, seed=seed, burn_in=burn_in, progress=progress,
+                                 trained_on=trained_on, at=at)
         except jax.errors.JaxRuntimeError as exc:
             if _out_of_memory(exc):
                 raise ConfigError(f"out of memory with {batch_size} walkers: use a smaller --batch-size") from None
@@ -623,22 +701,34 @@ def evaluate_run(out_dir: str | Path, steps: int = 1000, *, batch_size: int | No
 
 
 def _evaluate_run(out_dir: str | Path, steps: int = 1000, *, batch_size: int | None = None, seed: int | None = None,
-                  burn_in: int = EVALUATION_BURN_IN, progress: bool = True):
+                  burn_in: int = EVALUATION_BURN_IN, progress: bool = True, trained_on=None, at=None):
     from qmczoo.evaluate import evaluate
-    from qmczoo.sampler import init_walkers
+    from qmczoo.pes import error_summary, write_pes
 
     out = Path(out_dir)
     system, spec, config = load_run_config(out)
     if not (out / CHECKPOINT).exists():
         raise ConfigError(f"{out} has no {CHECKPOINT}: train first")
-    vmc = VMC(system, spec.build(system), config)
+    trained = None if trained_on is None or trained_on.n_geometries == 1 else trained_on.positions
+    wf = spec.build(system, geometries=trained)  # built as trained (its static frame comes from these)
+    vmc = VMC(system, wf, config, geometries=trained)
     template = vmc.initial_state()
     state, _ = checkpoint.load(out / CHECKPOINT, template)
     walkers = state.walkers
     key = jax.random.PRNGKey(config.seed if seed is None else seed)
     key = jax.random.fold_in(key, EVALUATION_KEY_TAG)
-    if batch_size is not None and batch_size != walkers.r.shape[0]:
-        walkers = init_walkers(key, system, batch_size, step_size=float(walkers.step_size), dtype=vmc.dtype)
+    gset = trained_on if trained is not None else None
+    if at is not None and (trained_on is None or not np.array_equal(at.positions, trained_on.positions)):
+        gset = at if at.n_geometries > 1 else None  # other geometries: a VMC for them, fresh walkers
+        vmc = VMC(at.system, wf, dataclasses.replace(config, batch_size=batch_size or config.batch_size),
+                  geometries=None if gset is None else at.positions)
+        walkers = vmc._walkers(key, vmc.batch_size).replace(step_size=jnp.full(
+            () if gset is None else (at.n_geometries,), float(np.mean(walkers.step_size)), vmc.dtype))
+        burn_in = max(burn_in, 100)
+    elif batch_size is not None and batch_size != walkers.r.shape[0]:
+        resized = VMC(system, wf, dataclasses.replace(config, batch_size=batch_size), geometries=trained)
+        walkers = resized._walkers(key, resized.batch_size).replace(step_size=walkers.step_size)
+        vmc = resized
         burn_in = max(burn_in, 100)
     with _Progress(progress) as bars:
         bar = bars.task("evaluate", steps)
@@ -646,9 +736,15 @@ def _evaluate_run(out_dir: str | Path, steps: int = 1000, *, batch_size: int | N
                           progress=lambda i, e: bar(info=f"E={e:.5f}"))
     record = result.to_dict()
     record["trained_steps"] = int(state.step)
-    if system.reference_energy is not None:
-        record["reference_energy"] = system.reference_energy
-        record["error_vs_reference_mha"] = 1000.0 * (result.energy - system.reference_energy)
+    evaluated_system = vmc.system
+    if gset is None and evaluated_system.reference_energy is not None:
+        record["reference_energy"] = evaluated_system.reference_energy
+        record["error_vs_reference_mha"] = 1000.0 * (result.energy - evaluated_system.reference_energy)
+    if gset is not None:
+        rows = write_pes(out, gset, result, title=f"{spec.name} ({spec.preset or 'custom'}) on {system.name}")
+        record["pes"] = rows
+        record.update(error_summary(rows))
+        record["geometry_set"] = gset.to_dict()
     _write_json(out / "evaluation.json", record)
     return result
 

@@ -25,8 +25,9 @@ class WalkerState:
 
     Attributes:
       r: walker positions ``[B, N, 3]``.
-      step_size: scalar Gaussian proposal width (bohr).
-      acceptance: acceptance ratio of the last call (scalar, for logging).
+      step_size: Gaussian proposal width (bohr): a scalar, or ``[G]``, one per geometry, for
+        walkers grouped by geometry (``B = G * b``, see :mod:`qmczoo.wavefunction`).
+      acceptance: acceptance ratio of the last call (same shape as ``step_size``).
     """
 
     r: jnp.ndarray
@@ -34,27 +35,35 @@ class WalkerState:
     acceptance: jnp.ndarray
 
 
-def initial_positions(key, system, batch_size: int, width: float = 1.0, dtype=jnp.float32):
+def initial_positions(key, system, batch_size: int, width: float = 1.0, dtype=jnp.float32, geometries=None):
     """Walkers ``[B, N, 3]``: each electron near the atom it is assigned to.
 
     Electrons are distributed over atoms by ``system.atom_electron_counts()`` (spin-up
     electrons first, as the ansatz contract wants) and displaced by an isotropic Gaussian of
-    standard deviation ``width`` (bohr).
+    standard deviation ``width`` (bohr). With ``geometries`` ``[G, M, 3]``, the walkers are
+    grouped: ``batch_size // G`` around each geometry in turn (``batch_size`` a multiple of G).
     """
     up_sites, down_sites = [], []
     for atom, (n_up, n_down) in enumerate(system.atom_electron_counts()):
         up_sites += [atom] * n_up
         down_sites += [atom] * n_down
-    centres = np.asarray(system.positions)[np.array(up_sites + down_sites, dtype=int)]
+    sites = np.array(up_sites + down_sites, dtype=int)
     noise = jax.random.normal(key, (batch_size, system.n_electrons, 3), dtype=dtype)
-    return jnp.asarray(centres, dtype=dtype)[None] + width * noise
+    if geometries is None:
+        centres = np.asarray(system.positions)[sites][None]
+    else:
+        geometries = np.asarray(geometries)
+        centres = np.repeat(geometries[:, sites], batch_size // geometries.shape[0], axis=0)
+    return jnp.asarray(centres, dtype=dtype) + width * noise
 
 
 def init_walkers(key, system, batch_size: int, step_size: float = 0.02, width: float = 1.0,
-                 dtype=jnp.float32) -> WalkerState:
-    """A fresh :class:`WalkerState` (see :func:`initial_positions`)."""
-    r = initial_positions(key, system, batch_size, width, dtype)
-    return WalkerState(r=r, step_size=jnp.asarray(step_size, dtype), acceptance=jnp.asarray(0.0, dtype))
+                 dtype=jnp.float32, geometries=None) -> WalkerState:
+    """A fresh :class:`WalkerState` (see :func:`initial_positions`); with ``geometries``
+    ``[G, M, 3]`` the walkers are grouped by geometry and each group has its own step size."""
+    r = initial_positions(key, system, batch_size, width, dtype, geometries)
+    shape = () if geometries is None else (np.shape(geometries)[0],)
+    return WalkerState(r=r, step_size=jnp.full(shape, step_size, dtype), acceptance=jnp.zeros(shape, dtype))
 
 
 def make_mcmc(batch_log_prob: BatchLogProb, n_steps: int, target_acceptance: float = 0.5,
@@ -63,24 +72,33 @@ def make_mcmc(batch_log_prob: BatchLogProb, n_steps: int, target_acceptance: flo
 
     ``batch_log_prob(params, r [B,N,3], R) -> [B]`` is the log of the (unnormalised)
     density. With ``adapt``, the step size is multiplied after the call by a factor in
-    ``[0.75, 1.33]`` that moves the acceptance toward ``target_acceptance``.
+    ``[0.75, 1.33]`` that moves the acceptance toward ``target_acceptance``. For walkers
+    grouped by geometry (``state.step_size`` ``[G]``), each group has its own step size,
+    acceptance and adaptation.
     """
 
     def mcmc(params, state: WalkerState, key, R):
         log_p = batch_log_prob(params, state.r, R)
+        grouped = state.step_size.ndim == 1
+        n_groups = state.step_size.shape[0] if grouped else 1
+        # the proposal width of each walker, and the acceptance as a mean per group
+        width = jnp.repeat(state.step_size, state.r.shape[0] // n_groups)[:, None, None] if grouped \
+            else state.step_size
+        group_mean = (lambda a: jnp.mean(a.reshape(n_groups, -1), axis=1)) if grouped else jnp.mean
 
         def one_step(i, carry):
             r, log_p, accepted = carry
             k_move, k_accept = jax.random.split(jax.random.fold_in(key, i))
-            proposal = r + state.step_size * jax.random.normal(k_move, r.shape, r.dtype)
+            proposal = r + width * jax.random.normal(k_move, r.shape, r.dtype)
             log_p_new = batch_log_prob(params, proposal, R)
             log_u = jnp.log(jax.random.uniform(k_accept, log_p.shape, r.dtype))
             accept = log_u < log_p_new - log_p
             r = jnp.where(accept[:, None, None], proposal, r)
             log_p = jnp.where(accept, log_p_new, log_p)
-            return r, log_p, accepted + jnp.mean(accept.astype(r.dtype))
+            return r, log_p, accepted + group_mean(accept.astype(r.dtype))
 
-        r, _, accepted = jax.lax.fori_loop(0, n_steps, one_step, (state.r, log_p, 0.0))
+        start = jnp.zeros(state.step_size.shape, state.r.dtype) if grouped else 0.0
+        r, _, accepted = jax.lax.fori_loop(0, n_steps, one_step, (state.r, log_p, start))
         acceptance = accepted / n_steps
         step_size = state.step_size
         if adapt:

@@ -20,7 +20,7 @@ import numpy as np
 import optax
 
 from qmczoo.errors import ConfigError
-from qmczoo.hamiltonian import make_local_energy
+from qmczoo.hamiltonian import make_batch_local_energy
 from qmczoo.loss import make_energy_loss
 from qmczoo.sampler import WalkerState, init_walkers, make_mcmc, psi_squared
 from qmczoo.threads import limit_blas_threads
@@ -185,6 +185,9 @@ class StepStats:
     step_size: float
     rejected: bool
     monitor_energy: float | None = None  # mean E_L of the monitor chain (when measured)
+    geometry_energy: list[float] | None = None  # per geometry (a run over several geometries)
+    geometry_variance: list[float] | None = None
+    geometry_step_size: list[float] | None = None
 
 
 def _tree_all_finite(tree) -> jnp.ndarray:
@@ -192,26 +195,46 @@ def _tree_all_finite(tree) -> jnp.ndarray:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
+def walkers_per_geometry(batch_size: int, n_geometries: int) -> int:
+    """Walkers at each geometry when ``batch_size`` walkers are shared by ``n_geometries``
+    (rounded up, so that every geometry has as many)."""
+    return -(-batch_size // n_geometries)
+
+
 class VMC:
     """The jitted machinery for one system, wavefunction and :class:`TrainConfig`.
 
     Args:
-      system: a :class:`~qmczoo.systems.System`.
+      system: a :class:`~qmczoo.systems.System` (its geometry, or the first of ``geometries``).
       wf: a :class:`~qmczoo.wavefunction.Wavefunction`.
       config: the run's settings.
+      geometries: ``[G, M, 3]`` nuclear positions (bohr) to train on at once, or None for the
+        system's own geometry. With ``G > 1`` the walkers are grouped by geometry
+        (``config.batch_size`` rounded up to a multiple of ``G``), each geometry has its own
+        step size, Hartree–Fock solution and energy, and ``self.R`` is ``[G, M, 3]``; with one
+        geometry everything is as it was (``self.R`` ``[M, 3]``).
     """
 
-    def __init__(self, system, wf, config: TrainConfig):
+    def __init__(self, system, wf, config: TrainConfig, geometries=None):
         # kfac-jax (and jax's default dtypes) need the global x64 switch to match the run's
         # precision: a float64 run turns it on, a float32 run turns it off.
         jax.config.update("jax_enable_x64", config.dtype == "float64")
         limit_blas_threads()
         self.system, self.wf, self.config = system, wf, config
         self.dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
-        self.R = jnp.asarray(system.positions, self.dtype)
-        local_energy = make_local_energy(wf.log_psi, np.asarray(system.charges), config.laplacian)
-        self.batch_local_energy = jax.vmap(local_energy, in_axes=(None, 0, None))
-        self.loss = make_energy_loss(wf.batch_log_psi, self.batch_local_energy, config.clip_scale)
+        if geometries is not None and np.shape(geometries)[0] == 1:
+            geometries = None if np.allclose(np.asarray(geometries)[0], system.positions) else geometries
+        self.geometries = None if geometries is None else np.asarray(geometries, dtype=np.float64)
+        self.n_geometries = 1 if self.geometries is None else self.geometries.shape[0]
+        if self.geometries is None:
+            self.R = jnp.asarray(system.positions, self.dtype)
+            self.batch_size, self.monitor_walkers = config.batch_size, config.monitor_walkers
+        else:
+            self.R = jnp.asarray(self.geometries, self.dtype)
+            self.batch_size = self.n_geometries * walkers_per_geometry(config.batch_size, self.n_geometries)
+            self.monitor_walkers = self.n_geometries * walkers_per_geometry(config.monitor_walkers, self.n_geometries)
+        self.batch_local_energy = make_batch_local_energy(wf, np.asarray(system.charges), config.laplacian)
+        self.loss = make_energy_loss(wf.gradient_log_psi, self.batch_local_energy, config.clip_scale)
         self.mcmc = jax.jit(make_mcmc(psi_squared(wf.batch_log_psi), config.mcmc_steps,
                                       config.target_acceptance))
         self._monitor_step = jax.jit(self._make_monitor_step())
@@ -275,9 +298,19 @@ class VMC:
         return monitor_step
 
     # -- state ------------------------------------------------------------------------
+    @property
+    def first_geometry(self) -> jnp.ndarray:
+        """The nuclear positions ``[M, 3]`` of the (first) geometry."""
+        return self.R if self.R.ndim == 2 else self.R[0]
+
+    def _walkers(self, key, count: int) -> WalkerState:
+        return init_walkers(key, self.system, count, step_size=self.config.step_size, dtype=self.dtype,
+                            geometries=self.geometries)
+
     def init_params(self, key):
-        r0 = init_walkers(key, self.system, 1, dtype=self.dtype).r[0]
-        params = self.wf.init(key, r0, self.R)
+        r0 = init_walkers(key, self.system, 1, dtype=self.dtype, geometries=None if self.geometries is None
+                          else self.geometries[:1]).r[0]
+        params = self.wf.init(key, r0, self.first_geometry)
         return jax.tree.map(lambda x: x.astype(self.dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x,
                             params)
 
@@ -286,12 +319,10 @@ class VMC:
         key = jax.random.PRNGKey(self.config.seed) if key is None else key
         k_params, k_walkers, k_opt, k_run = jax.random.split(key, 4)
         params = self.init_params(k_params)
-        walkers = init_walkers(k_walkers, self.system, self.config.batch_size,
-                               step_size=self.config.step_size, dtype=self.dtype)
+        walkers = self._walkers(k_walkers, self.batch_size)
         monitor = None
-        if self.config.monitor_walkers:
-            monitor = init_walkers(jax.random.fold_in(k_walkers, _MONITOR), self.system, self.config.monitor_walkers,
-                                   step_size=self.config.step_size, dtype=self.dtype)
+        if self.monitor_walkers:
+            monitor = self._walkers(jax.random.fold_in(k_walkers, _MONITOR), self.monitor_walkers)
         opt_state = self.init_opt_state(params, walkers, k_opt)
         return TrainState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=opt_state,
                           walkers=walkers, key=k_run, n_rejected=jnp.asarray(0, jnp.int32), monitor=monitor)
@@ -300,6 +331,13 @@ class VMC:
         if self.config.optimizer == "kfac":
             return self.kfac.init(self._copy(params), key, (walkers.r, self.R))
         return self.tx.init(params)
+
+    def system_at(self, g: int):
+        """The :class:`~qmczoo.systems.System` at geometry ``g``."""
+        if self.geometries is None:
+            return self.system
+        return dataclasses.replace(self.system, coords=tuple(map(tuple, self.geometries[g])), reference_energy=None,
+                                   reference_source=None)
 
     # -- phases -----------------------------------------------------------------------
     def pretrain(self, state: TrainState, steps: int | None = None, progress=None) -> tuple[TrainState, list[float]]:
@@ -316,7 +354,10 @@ class VMC:
         if self.wf.orbitals is None:
             log.warning("%s has no orbitals(); skipping Hartree-Fock pretraining", self.wf.name)
             return state, []
-        hf = run_hartree_fock(self.system, self.config.pretrain_basis)
+        if self.geometries is None:
+            hf = run_hartree_fock(self.system, self.config.pretrain_basis)
+        else:  # one Hartree-Fock solution per geometry
+            hf = [run_hartree_fock(self.system_at(g), self.config.pretrain_basis) for g in range(self.n_geometries)]
         init_opt, step = make_pretrainer(self.wf, hf, self.R, learning_rate=self.config.pretrain_learning_rate,
                                          hf_fraction=self.config.pretrain_hf_fraction)
         params, walkers = state.params, state.walkers
@@ -329,7 +370,7 @@ class VMC:
             if progress is not None:
                 progress(i, losses[-1])
         k_opt = jax.random.fold_in(state.key, _PRETRAIN_OPT)
-        walkers = walkers.replace(step_size=jnp.asarray(self.config.step_size, self.dtype))
+        walkers = walkers.replace(step_size=jnp.full(walkers.step_size.shape, self.config.step_size, self.dtype))
         return state.replace(params=params, walkers=walkers,
                              opt_state=self.init_opt_state(params, walkers, k_opt)), losses
 
@@ -373,10 +414,17 @@ class VMC:
             monitor, monitor_energy = self._monitor_step(params, monitor, k_monitor, self.R)
         new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, walkers=walkers,
                                   n_rejected=state.n_rejected + (0 if ok else 1), monitor=monitor)
-        host = jax.device_get((energy, stats.variance, walkers.acceptance, walkers.step_size, monitor_energy))
+        host = jax.device_get((energy, stats.variance, walkers.acceptance, walkers.step_size, monitor_energy,
+                               stats.geometry_energy, stats.geometry_variance))
+        per_geometry = {}
+        if host[5] is not None:
+            per_geometry = dict(geometry_energy=[float(x) for x in host[5]],
+                                geometry_variance=[float(x) for x in host[6]],
+                                geometry_step_size=[float(x) for x in host[3]])
         return new_state, StepStats(step=step + 1, energy=float(host[0]), variance=float(host[1]),
-                                    acceptance=float(host[2]), step_size=float(host[3]), rejected=not ok,
-                                    monitor_energy=None if host[4] is None else float(host[4]))
+                                    acceptance=float(np.mean(host[2])), step_size=float(np.mean(host[3])),
+                                    rejected=not ok, monitor_energy=None if host[4] is None else float(host[4]),
+                                    **per_geometry)
 
 
 def iterate_steps(vmc: VMC, state: TrainState, n_steps: int | None = None) -> Iterator[tuple[TrainState, StepStats]]:

@@ -17,7 +17,7 @@ from qmczoo.registry import get_ansatz, list_ansatze, list_layers
 from qmczoo.systems import get_system
 
 runner = CliRunner()
-ZOO = ["ferminet", "paulinet", "hybrid", "deepwf", "pair_product", "psiformer"]
+ZOO = ["ferminet", "paulinet", "hybrid", "deepwf", "pair_product", "psiformer", "pesnet"]
 
 
 def test_the_zoo_is_registered_with_descriptions_and_papers():

@@ -21,6 +21,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from qmczoo.layers.curvature import Dense, scale
+from qmczoo.layers.geometry_params import geometry_value
 
 
 def _initial(values, index: int):
@@ -47,6 +48,9 @@ class IsotropicEnvelope(nn.Module):
         ``None`` for ones.
 
     Call: ``disp`` ``[N, M, 3]`` (unused), ``dist`` ``[N, M, 1]``. Returns ``[N, K]``.
+
+    ``pi`` and ``sigma`` are per-nucleus geometry values (:mod:`qmczoo.layers.geometry_params`):
+    under a geometry encoder (PESNet) they are the encoder's output for each nucleus.
     """
 
     orbitals: int
@@ -55,9 +59,14 @@ class IsotropicEnvelope(nn.Module):
     @nn.compact
     def __call__(self, disp: jnp.ndarray, dist: jnp.ndarray) -> jnp.ndarray:
         n, m = dist.shape[0], dist.shape[1]
-        pi = self.param("pi", _initial(self.initial, 0), (m, self.orbitals))
-        sigma = self.param("sigma", _initial(self.initial, 1), (m, self.orbitals))
+        shape = (m, self.orbitals)
+        pi = geometry_value(self, "pi", shape, _initial(self.initial, 0), per_nucleus=True)
+        sigma = geometry_value(self, "sigma", shape, _initial(self.initial, 1), per_nucleus=True)
         dist = jnp.broadcast_to(dist, (n, m, self.orbitals))
+        if pi is not None and sigma is not None:  # supplied by an encoder: its heads carry the curvature
+            return jnp.sum(pi * jnp.exp(-jnp.abs(dist * sigma)), axis=1)
+        pi = self.param("pi", _initial(self.initial, 0), shape)
+        sigma = self.param("sigma", _initial(self.initial, 1), shape)
         decay = jnp.exp(-jnp.abs(scale(dist, sigma)))  # [N, M, K]
         return jnp.sum(scale(decay, pi), axis=1)
 

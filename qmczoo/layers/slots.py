@@ -24,7 +24,12 @@ baseline                ``m(features) -> (up [n_up,n_up], down [n_down,n_down])`
 backflow                ``m(h [n,D], phi [n,P]) -> [K,n,P]``    ``determinants, n_up``
 antisymmetrizer         ``m(blocks) -> (sign, log|psi|)``       ``determinants``
 jastrow                 ``m(features, embedding) -> scalar``    ``n_up, n_down, charges``
+geometry_encoder        ``m(R [M,3]) -> NuclearEmbedding``      ``charges``
 ======================  =====================================  ===================================
+
+A geometry encoder (PESNet) sees the nuclei only: its :class:`NuclearEmbedding` holds a vector
+per nucleus ``[M, D]`` (equivariant under permutations of identical nuclei) and one for the
+whole geometry ``[Dg]``, both invariant under rotations and translations of ``R``.
 
 ``blocks`` is a list of ``[K, n_b, n_b]`` matrices (one dense ``[K, N, N]`` block, or one block
 per non-empty spin channel); for a determinant antisymmetrizer entry ``[k, i, j]`` is orbital
@@ -93,6 +98,21 @@ class EmbeddingOutput:
     irreps: Any = None
 
 
+@flax.struct.dataclass
+class NuclearEmbedding:
+    """What the geometry-encoder slot hands on (one geometry).
+
+    Attributes:
+      nuclei: per-nucleus vectors ``[M, D]``, equivariant under permutations of identical nuclei.
+      global_: a vector of the whole geometry ``[Dg]``, invariant under those permutations.
+
+    Both are invariant under rotations and translations of the nuclear positions.
+    """
+
+    nuclei: jnp.ndarray
+    global_: jnp.ndarray
+
+
 # ----------------------------------------------------------------------------- slot protocols
 
 
@@ -136,6 +156,11 @@ class Jastrow(Protocol):
     def __call__(self, features: ElectronFeatures, embedding: Optional[EmbeddingOutput]) -> jnp.ndarray: ...
 
 
+@runtime_checkable
+class GeometryEncoderSlot(Protocol):
+    def __call__(self, R: jnp.ndarray) -> NuclearEmbedding: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class SlotInfo:
     """A slot: its protocol, a one-line job, and the context keys a model hands over."""
@@ -156,4 +181,6 @@ SLOTS: dict[str, SlotInfo] = {s.name: s for s in (
     SlotInfo("backflow", Backflow, "corrections of baseline orbitals by the embedding", ("determinants", "n_up")),
     SlotInfo("antisymmetrizer", Antisymmetrizer, "sign and log|psi| from the matrices", ("determinants",)),
     SlotInfo("jastrow", Jastrow, "symmetric log-factor added to log|psi|", ("n_up", "n_down", "charges")),
+    SlotInfo("geometry_encoder", GeometryEncoderSlot, "maps nuclear geometry (Z, R) to per-nucleus and global vectors",
+             ("charges",)),
 )}

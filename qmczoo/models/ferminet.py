@@ -9,6 +9,8 @@ optional Jastrow. The defaults in ``registry.yaml`` fill them with FermiNet's la
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
@@ -28,6 +30,7 @@ class FermiNet(nn.Module):
       determinants: number of determinants; full_det: dense (True) or block-diagonal.
       envelope_initial: initial envelope values fitted to HF orbitals (see
         :class:`~qmczoo.layers.orbitals.OrbitalMatrices`), or ``None``.
+      frame: a static molecular-frame kind handed to the features filler (``pesnet_features``).
     """
 
     n_up: int
@@ -42,11 +45,13 @@ class FermiNet(nn.Module):
     determinants: int = 4
     full_det: bool = True
     envelope_initial: tuple | None = None
+    frame: Any = None  # the molecular-frame kind, for a features filler that takes one (PESNet)
 
     @nn.compact
     def _evaluate(self, r: jnp.ndarray, R: jnp.ndarray, with_psi: bool):
         context = dict(n_up=self.n_up, n_down=self.n_down, charges=self.charges, determinants=self.determinants,
-                       full_det=self.full_det, envelope=self.envelope, envelope_initial=self.envelope_initial)
+                       full_det=self.full_det, envelope=self.envelope, envelope_initial=self.envelope_initial,
+                       frame=self.frame)
         features = self.features.build(**context)(r, R)
         embedding = self.embedding.build(name="embedding", **context)(features)
         blocks = self.orbital_head.build(name="orbital_matrices", **context)(embedding, features)

@@ -229,6 +229,26 @@ def check_rotation_invariance(wf, params, r, R, rotation, atol: float = DEFAULT_
         )
 
 
+def identical_nuclei_swaps(charges) -> list[tuple[int, int]]:
+    """Pairs ``(I, J)``, ``I < J``, of nuclei with the same charge."""
+    z = np.asarray(charges, dtype=float)
+    return [(i, j) for i in range(len(z)) for j in range(i + 1, len(z)) if z[i] == z[j]]
+
+
+def check_nuclear_permutation_invariance(wf, params, r, R, charges, atol: float = DEFAULT_ATOL) -> None:
+    """Swapping two identical nuclei (the order in which ``R`` lists them) leaves log|psi| and the
+    sign unchanged, for every such pair; AssertionError otherwise. Nothing to check when all
+    charges differ."""
+    sign, logabs = _evaluate(wf, params, r, R)
+    for i, j in identical_nuclei_swaps(charges):
+        order = np.arange(R.shape[0])
+        order[[i, j]] = order[[j, i]]
+        s2, l2 = _evaluate(wf, params, r, R[order], check_shapes=False)
+        if s2 != sign or abs(l2 - logabs) > atol:
+            raise AssertionError(f"{wf.name}: swapping identical nuclei {i} and {j} changed (sign, log|psi|) "
+                                 f"from ({sign:+.0f}, {logabs:.10f}) to ({s2:+.0f}, {l2:.10f})")
+
+
 def check_orbital_shapes(wf, params, r, R) -> None:
     """``wf.orbitals`` (if any) returns square blocks ``[K, n_b, n_b]`` covering all electrons.
 
@@ -297,7 +317,7 @@ def kfac_block_types(wf, system, params=None, batch_size: int = 4, seed: int = 0
     params = jax.tree.map(lambda x: x.astype(R.dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, params)
 
     def loss(p, batch):
-        log_psi = jax.vmap(wf.log_psi, in_axes=(None, 0, None))(p, batch, R)
+        log_psi = wf.gradient_log_psi(p, batch, R)  # as the trainer differentiates it
         kfac_jax.register_normal_predictive_distribution(log_psi[:, None])
         return jnp.mean(log_psi)
 
@@ -344,7 +364,7 @@ def run_contract_checks(wf, system, seed: int = 0, atol: float = DEFAULT_ATOL,
       kfac: also check the KFAC curvature blocks.
       claims: what the ansatz claims beyond the contract (``AnsatzSpec.claims``):
         ``{"invariant": ["rotation"]}`` adds :func:`check_rotation_invariance` (three random
-        rotations), ``{"cusp": ["electron_nuclear", "electron_electron"]}`` the numerical Kato
+        rotations), ``"nuclear_permutation"`` :func:`check_nuclear_permutation_invariance`, ``{"cusp": ["electron_nuclear", "electron_electron"]}`` the numerical Kato
         cusp checks of :mod:`qmczoo.testing.cusps` on the whole ansatz.
     """
     claims = claims or {}
@@ -365,6 +385,8 @@ def run_contract_checks(wf, system, seed: int = 0, atol: float = DEFAULT_ATOL,
         if "rotation" in (claims.get("invariant") or []):
             for k in range(3):
                 check_rotation_invariance(wf, params, r, R, random_rotation(seed + k), atol=atol)
+        if "nuclear_permutation" in (claims.get("invariant") or []):
+            check_nuclear_permutation_invariance(wf, params, r, R, np.asarray(system.charges), atol=atol)
         cusps = claims.get("cusp") or []
         if cusps:
             from qmczoo.testing import cusps as cusp_checks

@@ -14,6 +14,8 @@ claim                           check
 ``invariant: [translation]``    moving electrons and nuclei together leaves the output unchanged
 ``invariant: [rotation]``       rotating electrons and nuclei together leaves the output unchanged
                                 (all but its ``irreps`` part, for an equivariant embedding)
+``equivariant: [nuclear_permutation]``  (geometry encoders) permuting identical nuclei permutes
+                                the rows of ``nuclei`` and leaves ``global_`` unchanged
 ``equivariant: [rotation]``     ... rotates the output's ``irreps`` by their Wigner-D matrices
 ``antisymmetric: [same_spin]``  swapping same-spin electrons flips the sign, keeps log|psi|
 ``decays: [far]``               the output vanishes 60 bohr from the nuclei
@@ -23,7 +25,9 @@ claim                           check
 ==============================  ===================================================================
 
 and, for a layer with parameters, that each lands in a proper KFAC block. Everything runs in
-float64. An antisymmetrizer is fed block-diagonal orbital matrices, or the blocks of the
+float64. A geometry encoder is fed the nuclear positions of its own harness molecule,
+:data:`GEOMETRY_ENCODER_HARNESS` (an asymmetric H2O: two identical nuclei, so that permuting
+them means something). An antisymmetrizer is fed block-diagonal orbital matrices, or the blocks of the
 orbitals filler its entry names in ``fed_by`` (the pair product takes pair matrices). A plug-in author calls ``check_layer("my_layer")`` after registering the layer.
 """
 
@@ -40,15 +44,18 @@ import numpy as np
 from qmczoo.layers.filler import Layer
 
 HARNESS_GEOMETRY = "B 0 0 0; H 0 0 2.329"  # bohr; 3 up + 3 down electrons, two nuclei
+GEOMETRY_ENCODER_HARNESS = "O 0 0 0; H 1.8 0 0; H -0.5 1.7 0.2"  # bohr; asymmetric, two identical nuclei
+HARNESS_GEOMETRIES = {"geometry_encoder": GEOMETRY_ENCODER_HARNESS}
+"""Slots whose harness molecule is not :data:`HARNESS_GEOMETRY` (BH has no identical nuclei)."""
 DETERMINANTS = 2
 ENVELOPE_ORBITALS = 3
 
 
 @functools.lru_cache(maxsize=None)
-def _harness_system():
+def _harness_system(geometry: str = HARNESS_GEOMETRY):
     from qmczoo.systems import get_system
 
-    return get_system(HARNESS_GEOMETRY, unit="bohr")
+    return get_system(geometry, unit="bohr")
 
 
 class _Harness(nn.Module):
@@ -77,6 +84,13 @@ class _Harness(nn.Module):
         built = self.layer.build(name="layer", **context) if slot != "features" else self.layer.build(**context)
         if slot == "features":
             return built(r, R)
+        if slot == "geometry_encoder":
+            # In training the encoder runs vmapped over walkers with each walker's geometry, so its
+            # weights see a walker axis (repeated-dense KFAC blocks, one derivative per walker).
+            # kfac_block_types vmaps over r only (R unbatched): R is tied to the walker here with
+            # zero weight and no gradient, which changes no value and gives R that walker axis.
+            tie = 0.0 * jax.lax.stop_gradient(jnp.sum(r))
+            return built(R + tie)
         features = ferminet_features(r, R)
         if slot == "envelope":
             return built(features.en_disp, features.en_dist)
@@ -107,7 +121,7 @@ def layer_harness(layer: Layer, fed_by: Layer | None = None):
     """``(init, apply, system)`` of the harness of ``layer``: ``apply(params, r [N,3], R [M,3])``
     returns what the layer returns in its slot. An antisymmetrizer receives the blocks of
     ``fed_by`` (an orbitals filler; default ``orbital_matrices``, block-diagonal)."""
-    system = _harness_system()
+    system = _harness_system(HARNESS_GEOMETRIES.get(layer.slot, HARNESS_GEOMETRY))
     hf = None
     if layer.slot == "baseline":
         from qmczoo.hartree_fock import run_hartree_fock
@@ -158,6 +172,25 @@ def _assert_close(a, b, what: str, name: str, atol: float):
     worst = max((float(np.max(np.abs(x - y))) if x.size else 0.0) for x, y in zip(la, lb))
     if not worst <= atol:
         raise AssertionError(f"{name}: {what}: output changed by {worst:.3g} (atol {atol:g})")
+
+
+def _identical_nuclei_permutations(charges) -> list[np.ndarray]:
+    """For each element with two or more nuclei: a swap of two of them and, with three or more,
+    a cycle of all of them."""
+    charges = [float(z) for z in charges]
+    perms = []
+    for z in sorted(set(charges)):
+        idx = [i for i, c in enumerate(charges) if c == z]
+        if len(idx) < 2:
+            continue
+        p = np.arange(len(charges))
+        p[idx[:2]] = idx[1::-1]
+        perms.append(p)
+        if len(idx) > 2:
+            p = np.arange(len(charges))
+            p[idx] = np.roll(idx, 1)
+            perms.append(p)
+    return perms
 
 
 def _same_spin_permutations(n_up: int, n_down: int) -> list[np.ndarray]:
@@ -276,6 +309,17 @@ def check_layer(name: str, seed: int = 0, atol: float = 1e-9) -> None:
                     raise AssertionError(f"{name}: the same-spin permutation {perm.tolist()} (parity "
                                          f"{_parity(perm):+d}) did not multiply the sign by its parity")
                 _assert_close(moved[1], out[1], f"log|psi| changed under {perm.tolist()}", name, atol)
+        if "nuclear_permutation" in equivariant:
+            if slot != "geometry_encoder":
+                raise AssertionError(f"{name}: check_layer checks nuclear_permutation only for geometry encoders")
+            perms = _identical_nuclei_permutations(system.charges)
+            if not perms:
+                raise AssertionError(f"{name}: the harness molecule has no identical nuclei to permute")
+            for perm in perms:
+                moved = f(params, r, R[perm])
+                expected = out.replace(nuclei=out.nuclei[perm])
+                _assert_close(moved, expected, f"not equivariant under the nuclear permutation {perm.tolist()}",
+                              name, atol)
         if "translation" in invariant:
             shift = jnp.asarray([0.7, -1.3, 2.1])
             _assert_close(f(params, r + shift, R + shift), out, "not translation-invariant", name, atol)
