@@ -626,13 +626,15 @@ def _train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainCon
     else:
         system_for_summary = system
     summary = summarize(system_for_summary, log, seconds_per_step, extra, evaluation)
+    record = evaluation.to_dict() if evaluation is not None else None
     if gset is not None and evaluation is not None and out is not None:
         rows = write_pes(out, gset, evaluation, title=f"{spec.name} ({spec.preset or 'custom'}) on {system.name}")
         summary["pes"] = rows
         summary.update(error_summary(rows))
+        record.update(pes=rows, **error_summary(rows))
     if out is not None:
-        if evaluation is not None:
-            _write_json(out / "evaluation.json", evaluation.to_dict())
+        if record is not None:
+            _write_json(out / "evaluation.json", record)
         _write_json(out / "summary.json", summary)
         if log["step"].size:
             from qmczoo.plotting import plot_training

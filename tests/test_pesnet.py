@@ -177,3 +177,33 @@ def test_bad_scans_give_one_error_line_and_exit_code_2(tmp_path, args, words):
 def test_a_scan_of_a_molecule_without_a_bond_coordinate_is_refused():
     result = runner.invoke(app, ["train", "--system", "H2O", "--ansatz", "pesnet", "--scan", "bond=1:2:3"])
     assert result.exit_code == 2 and result.output.startswith("error:") and "bond" in result.output
+
+
+@pytest.mark.slow
+def test_a_pes_run_resumes_with_its_geometries(tmp_path):
+    out = tmp_path / "pes"
+    fast = ["--preset", "tiny", "--pretrain-steps", "2", "--batch-size", "8", "--burn-in", "4", "--mcmc-steps", "2",
+            "--monitor-walkers", "0", "--checkpoint-every", "2", "--no-progress"]
+    result = runner.invoke(app, ["train", "--ansatz", "pesnet", "--system", "H2", "--scan", "bond=1.2,2.0",
+                                 "--steps", "2", "--eval-steps", "0", "--out", str(out), *fast[:-1]])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["train", "--resume", str(out), "--steps", "4", "--eval-steps", "4", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    rows = (out / "train_geometries.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 2 * 4 and rows[-1].startswith("4,1,")
+    record = json.loads((out / "evaluation.json").read_text())
+    assert [r["label"] for r in record["pes"]] == ["bond=1.200", "bond=2.000"]
+    # the stored geometries cannot be changed on resume
+    result = runner.invoke(app, ["train", "--resume", str(out), "--steps", "6", "--scan", "bond=1:2:3"])
+    assert result.exit_code == 2 and result.output.startswith("error:")
+
+
+def test_pesnet_without_any_layer_that_takes_geometry_values_is_refused(tmp_path):
+    """Found when the ansatz is built (after the run's header line): an error line, exit 2, no folder."""
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--system", "H2", "--ansatz", "pesnet", "--preset", "tiny",
+                                 "--set", "features=ferminet_features", "--set", "envelope=full_envelope",
+                                 "--steps", "1", "--pretrain-steps", "0", "--no-progress", "--out", str(out)])
+    last = result.output.strip().splitlines()[-1]
+    assert result.exit_code == 2 and last.startswith("error:") and "geometry values" in last, result.output
+    assert not out.exists()

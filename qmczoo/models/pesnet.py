@@ -101,8 +101,10 @@ def _declarations(electrons: nn.Module, system) -> tuple[Declared, ...]:
             out.append(Declared(path=names, shape=tuple(value.shape), per_nucleus=per_nucleus,
                                 start=tuple(float(v) for v in start.ravel()), spread=float(value.std())))
     if not out:
-        raise ValueError("the PESNet's FermiNet declares no geometry values: give it layers that take "
-                         "them (features: pesnet_features, envelope: isotropic_envelope)")
+        from qmczoo.errors import ConfigError
+
+        raise ConfigError("pesnet's slot fillers declare no geometry values for its encoder to set: use "
+                          "features=pesnet_features or envelope=isotropic_envelope")
     return tuple(out)
 
 
