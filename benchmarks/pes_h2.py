@@ -68,7 +68,14 @@ def main(argv=None):
     ap.add_argument("--pretrain-steps", type=int, default=200)
     ap.add_argument("--eval-steps", type=int, default=200)
     ap.add_argument("--out", type=Path, default=Path("runs/pes_h2"))
+    ap.add_argument("--replot", action="store_true", help="only redraw pes_h2.png from --out's results.json")
     args = ap.parse_args(argv)
+    if args.replot:
+        results = json.loads((args.out / "results.json").read_text())
+        ref_x, ref_e, _ = reference_curve()
+        _plot(results["rows"], ref_x, ref_e, args.out / "pes_h2.png", results["geometries"], results["pesnet_steps"],
+              results["ferminet_steps_each"])
+        return
 
     system = get_system("H2")
     gset = parse_scan(system, args.scan)
@@ -150,7 +157,7 @@ def _plot(rows, ref_x, ref_e, path, n, pesnet_steps, ferminet_steps):
 
     x = np.array([r["bond"] for r in rows])
     fig, (ax, ax_d) = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
-    keep = (ref_x >= x.min() - 0.3) & (ref_x <= x.max() + 0.3)
+    keep = (ref_x >= x.min() - 0.05) & (ref_x <= x.max() + 0.05)
     ax.plot(ref_x[keep], ref_e[keep], "k-", lw=1, label="exact (Sims & Hagstrom 2006)")
     for key, label, colour, dx in (("pesnet", f"PESNet, one run of {pesnet_steps} steps", "tab:red", -0.01),
                                    ("ferminet", f"FermiNet, {n} runs of {ferminet_steps} steps", "tab:blue", 0.01)):
