@@ -33,7 +33,7 @@ from qmczoo.errors import ConfigError, QmczooError
 from qmczoo.registry import AnsatzSpec, get_ansatz
 from qmczoo.statistics import reblock
 from qmczoo.systems import System, get_system, read_system
-from qmczoo.train import EVALUATION_KEY_TAG, VMC, StepStats, TrainConfig, iterate_steps
+from qmczoo.train import EVALUATION_KEY_TAG, VMC, StepStats, TrainConfig, iterate_steps, walkers_per_geometry
 
 CSV_COLUMNS = ("step", "energy", "variance", "acceptance", "step_size", "wall_time", "rejected", "monitor_energy")
 CHECKPOINT = "checkpoint.msgpack"
@@ -727,10 +727,9 @@ def _evaluate_run(out_dir: str | Path, steps: int = 1000, *, batch_size: int | N
         walkers = vmc._walkers(key, vmc.batch_size).replace(step_size=jnp.full(
             () if gset is None else (at.n_geometries,), float(np.mean(walkers.step_size)), vmc.dtype))
         burn_in = max(burn_in, 100)
-    elif batch_size is not None and batch_size != walkers.r.shape[0]:
-        resized = VMC(system, wf, dataclasses.replace(config, batch_size=batch_size), geometries=trained)
-        walkers = resized._walkers(key, resized.batch_size).replace(step_size=walkers.step_size)
-        vmc = resized
+    elif batch_size is not None and batch_size != walkers.r.shape[0]:  # the same machinery, other walkers
+        count = vmc.n_geometries * walkers_per_geometry(batch_size, vmc.n_geometries)
+        walkers = vmc._walkers(key, count).replace(step_size=walkers.step_size)
         burn_in = max(burn_in, 100)
     with _Progress(progress) as bars:
         bar = bars.task("evaluate", steps)

@@ -193,6 +193,11 @@ def test_a_pes_run_resumes_with_its_geometries(tmp_path):
     assert len(rows) == 1 + 2 * 4 and rows[-1].startswith("4,1,")
     record = json.loads((out / "evaluation.json").read_text())
     assert [r["label"] for r in record["pes"]] == ["bond=1.200", "bond=2.000"]
+    # evaluated with other walkers: the batch is rounded up to a multiple of the geometries
+    result = runner.invoke(app, ["evaluate", str(out), "--batch-size", "5", "--steps", "4", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "evaluation.json").read_text())
+    assert record["batch_size"] == 6 and len(record["pes"]) == 2
     # the stored geometries cannot be changed on resume
     result = runner.invoke(app, ["train", "--resume", str(out), "--steps", "6", "--scan", "bond=1:2:3"])
     assert result.exit_code == 2 and result.output.startswith("error:")
