@@ -1,4 +1,14 @@
-"""Shared fixtures. Physics tests run in float64 (the trainer handles its own dtype)."""
+"""Shared fixtures. Physics tests run in float64 (the trainer handles its own dtype).
+
+Also what keeps the suite fast under pytest-xdist (``-n auto --dist loadscope``, see
+pyproject.toml): one persistent JAX compilation cache for the whole session (shared by the
+workers, removed at the end), tests that share a module-scoped fixture kept on one worker,
+and the heaviest tests started first.
+"""
+
+import os
+import shutil
+import tempfile
 
 import jax
 
@@ -11,6 +21,89 @@ import pytest  # noqa: E402
 from qmczoo.registry import get_ansatz  # noqa: E402
 from qmczoo.systems import get_system  # noqa: E402
 from qmczoo.testing import random_configuration, to_float64  # noqa: E402
+
+# ------------------------------------------------------------------ one compilation cache per session
+# Every new VMC (every run, resume and evaluation) traces and compiles its programs again; many are
+# identical from test to test (the same tiny ansatz, system and settings), and this cache lets them
+# be compiled once. The directory is made by the first process (the xdist controller, or a plain
+# pytest run) and inherited by the workers through the environment; only this pytest process uses
+# it (the variable is not one that JAX reads, so subprocesses a test starts are unaffected).
+_CACHE_ENV = "QMCZOO_TEST_JAX_CACHE_DIR"
+_OWN_CACHE = None
+if not os.environ.get(_CACHE_ENV):
+    _OWN_CACHE = tempfile.mkdtemp(prefix="qmczoo-test-jax-cache-")
+    os.environ[_CACHE_ENV] = _OWN_CACHE
+jax.config.update("jax_compilation_cache_dir", os.environ[_CACHE_ENV])
+
+
+def pytest_unconfigure(config):
+    if _OWN_CACHE is not None:
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+        if os.environ.get(_CACHE_ENV) == _OWN_CACHE:
+            del os.environ[_CACHE_ENV]
+
+
+# ------------------------------------------------------------------ scheduling under xdist
+# ``--dist loadscope`` (pyproject.toml) sends each *unit* of tests to one worker; units start in
+# the order below, heaviest first, so that no long test starts last. A unit is one of the named
+# groups (tests that share a module-scoped fixture or are minutes of compilation and training, or a
+# chain of real processes, by themselves) or else a whole test file, so that a file's
+# module-scoped fixtures and its warm-up (imports, jax's per-primitive compilations, Hartree-Fock
+# solutions) are paid once. A stale name here only changes the order. Durations: ``--durations``.
+# (xdist's own ``--dist loadgroup`` cannot be used: with pytest 9 its ``xdist_group`` marks no
+# longer reach the scheduler, and every test is scheduled alone.)
+EARLY = (  # (unit, node-id prefixes after the folder)
+    ("plugin-tutorial", ("test_plugins.py::test_the_plugin_tutorial_runs_as_written",)),
+    ("pes-run", ("test_pesnet.py::test_a_tiny_pesnet_on_two_h2_geometries",  # share the fixture h2_pes_run
+                 "test_pesnet.py::test_a_pes_run_resumes_with_its_geometries")),
+    ("resume", ("test_resume.py::",)),  # share the fixture three_steps
+    ("kill", ("test_kill.py::",)),
+    ("cli-train", ("test_cli.py::test_train_resume_evaluate",)),
+    ("bench-run", ("test_bench.py::test_interrupted_bench", "test_bench.py::test_bench_files",  # finished_bench
+                   "test_bench.py::test_rerun_through_the_cli", "test_bench.py::test_other_settings")),
+    ("kfac-paulinet", ("test_zoo.py::test_kfac_steps_are_accepted_with_one_electron_per_spin[paulinet]",)),
+    ("kfac-e3nn", ("test_zoo.py::test_kfac_steps_are_accepted_with_one_electron_per_spin[ferminet-e3nn]",)),
+    ("e2e-kfac", ("test_train_e2e.py::test_kfac",)),
+    ("e2e-adam", ("test_train_e2e.py::test_adam",)),
+    *((f"zoo-train-{name}", (f"test_zoo.py::test_each_ansatz_trains_and_evaluates_through_qmczoo_train[{name}]",))
+      for name in ("paulinet", "psiformer", "hybrid", "pesnet", "pair_product", "deepwf")),
+    ("monitor-chain", ("test_accuracy_engine.py::test_monitor_chain",)),
+)
+FILES = (  # the other units, heaviest first
+    "test_ansatz_contract.py", "test_zoo.py", "test_pesnet.py", "test_equivariant.py", "test_accuracy_engine.py",
+    "test_embeddings.py", "test_train_guards.py", "test_hamiltonian.py", "test_pretrain.py", "test_run_safety.py",
+    "test_jastrow_backflow_pairs.py", "test_bad_inputs.py", "test_plugins.py", "test_gaussian_orbitals.py",
+    "test_layers.py", "test_geometry_encoder.py", "test_registry.py", "test_sampler.py", "test_cli.py",
+)
+
+
+def _unit(nodeid):
+    """``(rank, unit)`` of a test: its named group, else its file."""
+    path, _, rest = nodeid.partition("::")
+    name = path.rsplit("/", 1)[-1] + "::" + rest
+    for rank, (unit, prefixes) in enumerate(EARLY):
+        if name.startswith(prefixes):
+            return rank, unit
+    file = path.rsplit("/", 1)[-1]
+    return len(EARLY) + (FILES.index(file) if file in FILES else len(FILES)), path
+
+
+def pytest_collection_modifyitems(config, items):
+    """The heaviest units first (a stable sort: within a unit, tests keep their order)."""
+    items[:] = sorted(items, key=lambda item: _unit(item.nodeid)[0])
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadscope`` with the units above (other ``--dist`` modes are left as they are)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class UnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return _unit(nodeid)[1]
+
+    return UnitScheduling(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -9,6 +9,7 @@ two H2 geometries puts the lower energy where the exact curve does, and bad scan
 """
 
 import json
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -106,7 +107,7 @@ def test_each_geometry_keeps_its_own_step_size():
     gset = parse_scan(system, "bond=1.0,4.0")
     spec = get_ansatz("pesnet", "tiny")
     config = TrainConfig(batch_size=16, pretrain_steps=0, monitor_walkers=0, burn_in=200, mcmc_steps=10,
-                         step_size=0.05, dtype="float64")
+                         step_size=0.05, dtype="float64", optimizer="adam")  # (no KFAC state to build: not stepped)
     vmc = VMC(system, spec.build(system, geometries=gset.positions), config, geometries=gset.positions)
     state = vmc.burn_in(vmc.initial_state())
     assert state.walkers.step_size.shape == (2,) and state.walkers.acceptance.shape == (2,)
@@ -121,19 +122,28 @@ def test_batch_size_is_rounded_up_to_a_multiple_of_the_geometries():
     gset = parse_scan(system, "bond=1.0:3.0:3")
     spec = get_ansatz("pesnet", "tiny")
     vmc = VMC(system, spec.build(system, geometries=gset.positions),
-              TrainConfig(batch_size=16, monitor_walkers=4, pretrain_steps=0), geometries=gset.positions)
+              TrainConfig(batch_size=16, monitor_walkers=4, pretrain_steps=0, optimizer="adam"),
+              geometries=gset.positions)  # (adam: the optimizer state is not what is tested, KFAC's is slow to build)
     assert (vmc.batch_size, vmc.monitor_walkers) == (18, 6)
     state = vmc.initial_state()
     assert state.walkers.r.shape == (18, 2, 3) and state.monitor.r.shape == (6, 2, 3)
 
 
-@pytest.mark.slow
-def test_a_tiny_pesnet_on_two_h2_geometries_puts_the_minimum_where_the_exact_curve_does(tmp_path):
-    out = tmp_path / "pes"
+@pytest.fixture(scope="module")
+def h2_pes_run(tmp_path_factory):
+    """A tiny PESNet trained for 300 steps on two H2 geometries and evaluated: its run folder
+    (tests copy it before they change it)."""
+    out = tmp_path_factory.mktemp("pes") / "pes"
     result = runner.invoke(app, ["train", "--ansatz", "pesnet", "--preset", "tiny", "--system", "H2",
                                  "--scan", "bond=1.4,3.0", "--steps", "300", "--pretrain-steps", "100",
                                  "--batch-size", "128", "--eval-steps", "100", "--no-progress", "--out", str(out)])
     assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.slow
+def test_a_tiny_pesnet_on_two_h2_geometries_puts_the_minimum_where_the_exact_curve_does(h2_pes_run, tmp_path):
+    out = h2_pes_run
     rows = json.loads((out / "summary.json").read_text())["pes"]
     x, e, _ = reference_curve()
     exact = dict(zip(np.round(x, 6), e))
@@ -147,6 +157,7 @@ def test_a_tiny_pesnet_on_two_h2_geometries_puts_the_minimum_where_the_exact_cur
     assert (out / "pes.png").stat().st_size > 0 and (out / "pes.csv").read_text().count("\n") == 3
     assert (out / "train_geometries.csv").read_text().count("\n") == 1 + 2 * 300
     # evaluate the same parameters at geometries it was not trained on
+    out = shutil.copytree(h2_pes_run, tmp_path / "pes")
     result = runner.invoke(app, ["evaluate", str(out), "--scan", "bond=2.0", "--steps", "20", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "energy" in result.output
@@ -180,26 +191,24 @@ def test_a_scan_of_a_molecule_without_a_bond_coordinate_is_refused():
 
 
 @pytest.mark.slow
-def test_a_pes_run_resumes_with_its_geometries(tmp_path):
-    out = tmp_path / "pes"
-    fast = ["--preset", "tiny", "--pretrain-steps", "2", "--batch-size", "8", "--burn-in", "4", "--mcmc-steps", "2",
-            "--monitor-walkers", "0", "--checkpoint-every", "2", "--no-progress"]
-    result = runner.invoke(app, ["train", "--ansatz", "pesnet", "--system", "H2", "--scan", "bond=1.2,2.0",
-                                 "--steps", "2", "--eval-steps", "0", "--out", str(out), *fast[:-1]])
-    assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["train", "--resume", str(out), "--steps", "4", "--eval-steps", "4", "--no-progress"])
+def test_a_pes_run_resumes_with_its_geometries(h2_pes_run, tmp_path):
+    """The 300-step run above, continued for 2 more steps (and evaluated) from its checkpoint."""
+    out = shutil.copytree(h2_pes_run, tmp_path / "pes")
+    (out / "evaluation.json").unlink()  # the one read below must be the resumed run's own
+    result = runner.invoke(app, ["train", "--resume", str(out), "--steps", "302", "--eval-steps", "4", "--no-progress"])
     assert result.exit_code == 0, result.output
     rows = (out / "train_geometries.csv").read_text().strip().splitlines()
-    assert len(rows) == 1 + 2 * 4 and rows[-1].startswith("4,1,")
+    assert len(rows) == 1 + 2 * 302 and rows[-1].startswith("302,1,")
     record = json.loads((out / "evaluation.json").read_text())
-    assert [r["label"] for r in record["pes"]] == ["bond=1.200", "bond=2.000"]
+    assert record["steps"] == 4
+    assert [r["label"] for r in record["pes"]] == ["bond=1.400", "bond=3.000"]
     # evaluated with other walkers: the batch is rounded up to a multiple of the geometries
     result = runner.invoke(app, ["evaluate", str(out), "--batch-size", "5", "--steps", "4", "--no-progress"])
     assert result.exit_code == 0, result.output
     record = json.loads((out / "evaluation.json").read_text())
     assert record["batch_size"] == 6 and len(record["pes"]) == 2
     # the stored geometries cannot be changed on resume
-    result = runner.invoke(app, ["train", "--resume", str(out), "--steps", "6", "--scan", "bond=1:2:3"])
+    result = runner.invoke(app, ["train", "--resume", str(out), "--steps", "304", "--scan", "bond=1:2:3"])
     assert result.exit_code == 2 and result.output.startswith("error:")
 
 

@@ -148,10 +148,13 @@ def _tutorial_commands() -> list[str]:
 def test_the_plugin_tutorial_runs_as_written(tmp_path):
     """Each command of docs/plugins.md, in order. ``pip install PKG`` installs into a folder on
     PYTHONPATH (a real pip install with the package's entry point, isolated from this
-    environment); run folders go to a temporary directory; ``pip uninstall`` is left out."""
+    environment); run folders go to a temporary directory; ``pip uninstall`` is left out. The
+    example's own tests (``python -m pytest``) run in one process: ``PYTEST_ADDOPTS=-n 0`` undoes
+    this repository's ``-n auto`` default, which would start more workers inside this one."""
     pytest.importorskip("haiku")
     site = tmp_path / "site"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    env["PYTEST_ADDOPTS"] = " ".join([os.environ.get("PYTEST_ADDOPTS", ""), "-n 0"]).strip()
     bin_dir = Path(sys.executable).parent
     outputs = {}
     commands = _tutorial_commands()

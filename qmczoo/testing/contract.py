@@ -313,7 +313,7 @@ def kfac_block_types(wf, system, params=None, batch_size: int = 4, seed: int = 0
     R = jnp.asarray(system.positions)
     r = jnp.stack([random_configuration(k, system, R.dtype) for k in jax.random.split(key_r, batch_size)])
     if params is None:
-        params = wf.init(key_p, r[0], R)
+        params = jax.jit(wf.init)(key_p, r[0], R)
     params = jax.tree.map(lambda x: x.astype(R.dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, params)
 
     def loss(p, batch):
