@@ -7,6 +7,7 @@ steps per optimisation step, KFAC, float32.
     python benchmarks/lih_kfac.py --steps 260                    # speed
     python benchmarks/lih_kfac.py --steps 260 --ansatz hybrid     # speed of another ansatz
     python benchmarks/lih_kfac.py --pretrain 500 --budget 1200 --eval-every 240   # accuracy per minute
+    python benchmarks/lih_kfac.py --pretrain 500 --burn-in 100 --steps 2000 --eval-at-steps 800,1200,1600,2000   # accuracy per step
 
 Times count from process start (imports, Hartree–Fock, pretraining and compilation included),
 as the anchors' analysis does. Accuracy is judged honestly: by the monitor chain (walkers
@@ -68,6 +69,9 @@ def main():
                     help="finally, evaluate the last parameters for this many steps (0: skip)")
     ap.add_argument("--eval-every", type=float, default=0,
                     help="snapshot the parameters every this many seconds and evaluate each after the budget")
+    ap.add_argument("--eval-at-steps", default="",
+                    help="comma-separated step numbers whose parameters are evaluated after training "
+                         "(per-step comparisons that do not depend on the machine's speed)")
     ap.add_argument("--no-final-evaluation", action="store_true",
                     help="evaluate only the snapshots, not the final parameters")
     args = ap.parse_args()
@@ -92,6 +96,7 @@ def main():
     times, energies, monitor = [], [], []
     marks, snapshots = {}, []
     next_snapshot = args.eval_every
+    at_steps = {int(x) for x in args.eval_at_steps.split(",") if x.strip()}
     for n, (state, stats) in enumerate(iterate_steps(vmc, state, None if args.budget else args.steps), 1):
         times.append(time.time() - START)
         if n == 1:
@@ -100,7 +105,9 @@ def main():
         monitor.append(np.nan if stats.monitor_energy is None else stats.monitor_energy)
         if n in (60, 260) or n % 1000 == 0:
             marks[n] = times[-1]
-        if args.eval_every and times[-1] >= next_snapshot:
+        if n in at_steps:
+            snapshots.append((times[-1], n, vmc._copy((state.params, state.walkers))))
+        elif args.eval_every and times[-1] >= next_snapshot:
             snapshots.append((times[-1], n, vmc._copy((state.params, state.walkers))))
             next_snapshot = (times[-1] // args.eval_every + 1) * args.eval_every  # the next multiple
         if args.budget and time.time() - START >= args.budget:
