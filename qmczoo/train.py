@@ -20,7 +20,7 @@ import numpy as np
 import optax
 
 from qmczoo.errors import ConfigError
-from qmczoo.hamiltonian import make_batch_local_energy
+from qmczoo.hamiltonian import default_chunk_size, make_batch_local_energy
 from qmczoo.loss import make_energy_loss
 from qmczoo.sampler import WalkerState, init_walkers, make_mcmc, psi_squared
 from qmczoo.threads import limit_blas_threads
@@ -52,6 +52,9 @@ class TrainConfig:
         ``|psi_HF|^(2f) |psi|^(2(1-f))`` with ``f = pretrain_hf_fraction``.
       clip_scale: local-energy clipping window for the gradient, in mean absolute deviations.
       laplacian: "folx" (forward Laplacian), "jvp" or "hessian".
+      local_energy_chunk: walkers per chunk of the local energy (0: chosen from the number
+        of electrons, :func:`~qmczoo.hamiltonian.default_chunk_size`); the batch is evaluated
+        chunk by chunk so that the forward Laplacian's Jacobians stay in the CPU caches.
       damping, norm_constraint, curvature_ema, inverse_update_period: KFAC settings.
       dtype: "float32" or "float64" (sets jax's global ``jax_enable_x64`` to match).
       seed: random seed (same seed, same run).
@@ -85,6 +88,7 @@ class TrainConfig:
     pretrain_learning_rate: float = 3e-4
     clip_scale: float = 5.0
     laplacian: str = "folx"
+    local_energy_chunk: int = 0
     damping: float = 1e-3
     norm_constraint: float = 1e-3
     curvature_ema: float = 0.95
@@ -110,7 +114,8 @@ class TrainConfig:
             raise ConfigError(f"pretrain_basis must be a basis-set name, got {self.pretrain_basis!r}")
         for name, low in (("steps", 0), ("burn_in", 0), ("pretrain_steps", 0), ("batch_size", 1), ("mcmc_steps", 1),
                           ("checkpoint_every", 1), ("inverse_update_period", 1), ("max_rejected_steps", 1),
-                          ("seed", 0), ("monitor_walkers", 0), ("monitor_every", 1)):
+                          ("seed", 0), ("monitor_walkers", 0), ("monitor_every", 1),
+                          ("local_energy_chunk", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise ConfigError(f"{name} must be an integer, got {value!r}")
@@ -233,7 +238,9 @@ class VMC:
             self.R = jnp.asarray(self.geometries, self.dtype)
             self.batch_size = self.n_geometries * walkers_per_geometry(config.batch_size, self.n_geometries)
             self.monitor_walkers = self.n_geometries * walkers_per_geometry(config.monitor_walkers, self.n_geometries)
-        self.batch_local_energy = make_batch_local_energy(wf, np.asarray(system.charges), config.laplacian)
+        self.batch_local_energy = make_batch_local_energy(
+            wf, np.asarray(system.charges), config.laplacian,
+            chunk_size=config.local_energy_chunk or default_chunk_size(system.n_electrons))
         self.loss = make_energy_loss(wf.gradient_log_psi, self.batch_local_energy, config.clip_scale)
         self.mcmc = jax.jit(make_mcmc(psi_squared(wf.batch_log_psi), config.mcmc_steps,
                                       config.target_acceptance))

@@ -193,3 +193,33 @@ def test_potential_energy_one_electron_one_nucleus():
 def test_unknown_laplacian_method_raises_config_error():
     with pytest.raises(ConfigError, match="unknown laplacian method 'finite_difference'.*folx"):
         make_local_energy(lambda p, r, R: 0.0, jnp.ones(1), method="finite_difference")
+
+
+# ----------------------------------------------------------------- (c) the batched local energy in chunks
+
+
+def test_chunked_batch_local_energy_equals_one_piece(lih, lih_ferminet):
+    """Chunks of walkers (with a padded last chunk) give the same energies as the whole batch,
+    for one geometry and for walkers grouped over two geometries."""
+    from qmczoo.hamiltonian import make_batch_local_energy
+
+    wf, params, R = lih_ferminet
+    keys = jax.random.split(jax.random.PRNGKey(3), 6)
+    r = jnp.stack([random_configuration(k, lih, jnp.float64) for k in keys])
+    whole = jax.jit(make_batch_local_energy(wf, lih.atomic_charges, "folx"))
+    chunked = jax.jit(make_batch_local_energy(wf, lih.atomic_charges, "folx", chunk_size=4))  # 6 = 4 + 2 padded
+    expected = whole(params, r, R)
+    assert expected.shape == (6,) and len(set(np.round(np.asarray(expected), 6))) == 6
+    np.testing.assert_allclose(chunked(params, r, R), expected, rtol=1e-12)
+    grouped_R = jnp.stack([R, R + 0.1])  # three walkers at each geometry, chunks of two
+    grouped = jax.jit(make_batch_local_energy(wf, lih.atomic_charges, "folx", chunk_size=2))(params, r, grouped_R)
+    np.testing.assert_allclose(grouped, whole(params, r, grouped_R), rtol=1e-12)
+    np.testing.assert_allclose(grouped[:3], expected[:3], rtol=1e-12)
+
+
+def test_default_chunk_size():
+    from qmczoo.hamiltonian import default_chunk_size
+
+    assert default_chunk_size(4) == 32  # LiH, Be
+    assert default_chunk_size(1) == 512 and default_chunk_size(2) == 128
+    assert default_chunk_size(10) == 4 and default_chunk_size(30) == 1
