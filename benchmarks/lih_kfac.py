@@ -89,7 +89,7 @@ def main():
     options = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.options)}
     spec = get_ansatz(args.ansatz, preset=args.preset, **options)
     vmc = VMC(system, spec.build(system), config)
-    state = vmc.initial_state()
+    state = vmc.initial_state(optimizer=args.pretrain <= 0)  # pretraining initialises the optimizer itself
     state, _ = vmc.pretrain(state)
     state = vmc.burn_in(state)
     ready = time.time()

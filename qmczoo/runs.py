@@ -545,7 +545,8 @@ def _train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainCon
     gset = geometries if geometries is not None and geometries.n_geometries > 1 else None
     positions = None if gset is None else gset.positions
     vmc = VMC(system, spec.build(system, geometries=positions), config, geometries=positions)
-    state = vmc.initial_state()
+    pretraining = not (resume and not restart) and config.pretrain_steps > 0
+    state = vmc.initial_state(optimizer=not pretraining)  # pretraining initialises the optimizer itself
     extra: dict[str, Any] = {"ansatz": spec.name, "preset": spec.preset, "input_unit": input_unit or "bohr",
                              "geometry_bohr": [[sym, *xyz] for sym, xyz in zip(system.symbols, system.coords)]}
     with _Progress(progress) as bars:

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from qmczoo.background import BackgroundWork
 from qmczoo.errors import ConfigError
 from qmczoo.hamiltonian import default_chunk_size, make_batch_local_energy
 from qmczoo.loss import make_energy_loss
@@ -322,8 +323,13 @@ class VMC:
         return jax.tree.map(lambda x: x.astype(self.dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x,
                             params)
 
-    def initial_state(self, key=None) -> TrainState:
-        """Fresh parameters, walkers and optimizer state (no pretraining, no burn-in)."""
+    def initial_state(self, key=None, optimizer: bool = True) -> TrainState:
+        """Fresh parameters, walkers and optimizer state (no pretraining, no burn-in).
+
+        ``optimizer=False`` leaves ``opt_state`` None, for a state that :meth:`pretrain` takes
+        next: pretraining initialises the optimizer state itself (for the pretrained
+        parameters), so a first one would be thrown away.
+        """
         key = jax.random.PRNGKey(self.config.seed) if key is None else key
         k_params, k_walkers, k_opt, k_run = jax.random.split(key, 4)
         params = self.init_params(k_params)
@@ -331,7 +337,7 @@ class VMC:
         monitor = None
         if self.monitor_walkers:
             monitor = self._walkers(jax.random.fold_in(k_walkers, _MONITOR), self.monitor_walkers)
-        opt_state = self.init_opt_state(params, walkers, k_opt)
+        opt_state = self.init_opt_state(params, walkers, k_opt) if optimizer else None
         return TrainState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=opt_state,
                           walkers=walkers, key=k_run, n_rejected=jnp.asarray(0, jnp.int32), monitor=monitor)
 
@@ -354,14 +360,30 @@ class VMC:
         ``progress(i, loss)`` is called after each step when given. The optimizer state is
         re-initialised afterwards (curvature estimates of the old parameters are stale).
         """
+        steps = self.config.pretrain_steps if steps is None else steps
+        k_opt = jax.random.fold_in(state.key, _PRETRAIN_OPT)
+        if steps <= 0 or self.wf.orbitals is None:
+            if steps > 0:
+                log.warning("%s has no orbitals(); skipping Hartree-Fock pretraining", self.wf.name)
+            if state.opt_state is None:
+                state = state.replace(opt_state=self.init_opt_state(state.params, state.walkers, k_opt))
+            return state, []
+        # the training step's compilation needs only shapes: it runs on copies beside
+        # Hartree-Fock and pretraining, and is joined before the main thread calls any of its
+        # functions (jax does not share a compilation in flight between threads)
+        example = self._copy(state)
+        compiling = BackgroundWork(lambda: self.compile_step(example), name="qmczoo-compile-step")
+        params, walkers, losses = self._pretrain_loop(state, steps, progress)  # an error leaves the daemon
+        compiling.join()
+        log.debug("training step compiled beside pretraining in %.1f s", compiling.seconds)
+        walkers = walkers.replace(step_size=jnp.full(walkers.step_size.shape, self.config.step_size, self.dtype))
+        return state.replace(params=params, walkers=walkers,
+                             opt_state=self.init_opt_state(params, walkers, k_opt)), losses
+
+    def _pretrain_loop(self, state: TrainState, steps: int, progress) -> tuple[Any, WalkerState, list[float]]:
+        """Hartree–Fock, then ``steps`` pretraining steps; returns parameters, walkers, losses."""
         from qmczoo.pretrain import make_pretrainer, run_hartree_fock
 
-        steps = self.config.pretrain_steps if steps is None else steps
-        if steps <= 0:
-            return state, []
-        if self.wf.orbitals is None:
-            log.warning("%s has no orbitals(); skipping Hartree-Fock pretraining", self.wf.name)
-            return state, []
         if self.geometries is None:
             hf = run_hartree_fock(self.system, self.config.pretrain_basis)
         else:  # one Hartree-Fock solution per geometry
@@ -377,10 +399,31 @@ class VMC:
             losses.append(float(loss))
             if progress is not None:
                 progress(i, losses[-1])
-        k_opt = jax.random.fold_in(state.key, _PRETRAIN_OPT)
-        walkers = walkers.replace(step_size=jnp.full(walkers.step_size.shape, self.config.step_size, self.dtype))
-        return state.replace(params=params, walkers=walkers,
-                             opt_state=self.init_opt_state(params, walkers, k_opt)), losses
+        return params, walkers, losses
+
+    def compile_step(self, example: TrainState) -> None:
+        """Compile (by running once) every jitted function of :meth:`step` and the optimizer
+        state's initialisation, on ``example``, a state whose arrays this call may consume
+        (kfac-jax donates its inputs). Results are dropped; only jax's caches keep something.
+        With ``example.opt_state`` None the optimizer state is initialised from it first."""
+        key = jax.random.PRNGKey(0)
+        params = example.params
+        opt_state = example.opt_state
+        if opt_state is None:
+            opt_state = self.init_opt_state(self._copy(params), example.walkers, key)
+        walkers = self.mcmc(params, example.walkers, key, self.R)
+        batch = (walkers.r, self.R)
+        if self.config.optimizer == "kfac":
+            self._copy((params, opt_state))
+            new_params, _, out = self.kfac.step(
+                params, opt_state, key, batch=batch,
+                momentum=jnp.asarray(0.0, self.dtype), damping=jnp.asarray(self.config.damping, self.dtype))
+            jax.block_until_ready(self._finite(new_params, out["loss"]))
+            params = new_params
+        else:
+            jax.block_until_ready(self._optax_update(params, opt_state, key, batch))
+        if example.monitor is not None:
+            jax.block_until_ready(self._monitor_step(params, example.monitor, key, self.R))
 
     def burn_in(self, state: TrainState, steps: int | None = None) -> TrainState:
         """Metropolis steps with fixed parameters (in calls of ``mcmc_steps`` each), for the

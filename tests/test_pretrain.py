@@ -74,3 +74,36 @@ def test_ansatz_without_orbitals_skips_pretraining(caplog):
         same, losses = vmc.pretrain(state)
     assert losses == [] and same is state
     assert "orbitals" in caplog.text
+
+
+def test_step_compiled_beside_pretraining_changes_no_number():
+    """The training step compiles in a thread during pretraining (on copies); a state started
+    without an optimizer state and one started with it reach the same numbers, bit for bit."""
+    system = get_system("H2")
+    config = TrainConfig(batch_size=16, pretrain_steps=5, pretrain_basis="sto-3g", burn_in=2, mcmc_steps=2,
+                         monitor_walkers=8, monitor_every=1, dtype="float64")
+    vmc = VMC(system, get_ansatz("ferminet", preset="tiny").build(system), config)
+    runs = []
+    for optimizer in (True, False):
+        state = vmc.initial_state(optimizer=optimizer)
+        assert (state.opt_state is None) is (not optimizer)
+        state, losses = vmc.pretrain(state)
+        state = vmc.burn_in(state)
+        energies = []
+        for _ in range(2):
+            state, stats = vmc.step(state)
+            energies.append((stats.energy, stats.monitor_energy))
+        runs.append((losses, energies, np.asarray(state.walkers.r)))
+    assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1]
+    np.testing.assert_array_equal(runs[0][2], runs[1][2])
+    assert all(np.isfinite(e) for pair in runs[0][1] for e in pair)
+
+
+def test_failed_background_work_is_dropped_and_joined():
+    from qmczoo.background import BackgroundWork
+
+    def boom():
+        raise RuntimeError("compile failed")
+
+    work = BackgroundWork(boom).join()
+    assert isinstance(work.error, RuntimeError) and work.seconds is not None
