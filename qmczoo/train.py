@@ -91,7 +91,7 @@ class TrainConfig:
     laplacian: str = "folx"
     local_energy_chunk: int = 0
     damping: float = 1e-3
-    norm_constraint: float = 1e-3
+    norm_constraint: float = 3e-3
     curvature_ema: float = 0.95
     inverse_update_period: int = 1
     dtype: str = "float32"

@@ -70,6 +70,7 @@ class Dense(nn.Module):
       use_bias: add a bias (registered with the kernel).
       fan_in: the fan-in that sets the initial kernel scale (default: ``x.shape[-1]``).
       kernel_init: an initialiser replacing the fan-in normal one.
+      bias_init: the bias's initialiser (default: zeros).
 
     Call: ``x`` ``[D]`` (one vector per configuration: a dense block) or ``[..., D]`` (one per
     electron or electron pair: a repeated-dense block). Returns ``[..., F]``.
@@ -79,13 +80,16 @@ class Dense(nn.Module):
     use_bias: bool = True
     fan_in: int | None = None
     kernel_init: Any = None
+    bias_init: Any = None
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         d = x.shape[-1]
         init = self.kernel_init or fan_in_normal(self.fan_in or d)
         kernel = self.param("kernel", init, (d, self.features))
-        bias = self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else None
+        bias = None
+        if self.use_bias:
+            bias = self.param("bias", self.bias_init or nn.initializers.zeros, (self.features,))
         # no dtype casts: the tag must see the parameter leaves themselves
         y = jnp.dot(x, kernel)
         if bias is not None:

@@ -5,7 +5,7 @@ Electrons are ordered spin-up first: rows ``[:n_up]`` are up, ``[n_up:]`` are do
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -40,16 +40,19 @@ class EquivariantDense(nn.Module):
     bias shares the per-electron block).
 
     Inputs: ``h`` ``[N, Dh]``, ``shared`` ``[Dg]`` (may be ``None``), ``pair`` ``[N, Dm]``
-    (may be ``None``). Output ``[N, features]``.
+    (may be ``None``). Output ``[N, features]``. ``bias_init``: the bias's initialiser (default
+    zeros).
     """
 
     features: int
     use_bias: bool = True
+    bias_init: Any = None
 
     @nn.compact
     def __call__(self, h, shared=None, pair=None):
         fan_in = sum(x.shape[-1] for x in (h, shared, pair) if x is not None)
-        out = Dense(self.features, use_bias=self.use_bias, fan_in=fan_in, name="per_electron")(h)
+        out = Dense(self.features, use_bias=self.use_bias, fan_in=fan_in, bias_init=self.bias_init,
+                    name="per_electron")(h)
         if shared is not None:
             out = out + Dense(self.features, use_bias=False, fan_in=fan_in, name="shared")(shared)[None, :]
         if pair is not None:
