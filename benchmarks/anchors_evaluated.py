@@ -301,6 +301,9 @@ def main() -> None:
                     help="anchors: first measured steps dropped (qmczoo burns in as many)")
     ap.add_argument("--codes", default=",".join(CODES), help="comma-separated subset of " + ",".join(CODES))
     ap.add_argument("--out", default=str(ANCHORS / "runs/evaluated"))
+    ap.add_argument("--budget-for", action="append", default=[], metavar="CODE=SECONDS",
+                    help="another training budget for one code (e.g. a longer one for the slower code, so that "
+                         "its crossing is measured)")
     ap.add_argument("--eval-from", action="append", default=[], metavar="CODE=SECONDS",
                     help="evaluate only this anchor's snapshots from SECONDS on (FermiNet's own evaluation takes "
                          "minutes per snapshot); the table marks the others as not evaluated")
@@ -312,20 +315,27 @@ def main() -> None:
     for venv in ("venv-fn", "venv-dq"):
         if any(c != "qmczoo" for c in codes) and not (ANCHORS / venv).is_dir():
             raise SystemExit(f"error: {ANCHORS / venv} not found; build the anchors with ../shared/anchors/setup.sh")
-    eval_from = {}
-    for item in args.eval_from:
-        code, _, seconds = item.partition("=")
-        try:
-            eval_from[code.strip()] = float(seconds)
-        except ValueError:
-            raise SystemExit(f"error: --eval-from wants CODE=SECONDS, got {item!r}") from None
-        if code.strip() not in CODES or code.strip() == "qmczoo":
-            raise SystemExit(f"error: --eval-from is for the anchors ({', '.join(CODES[:2])}), got {item!r}")
+    def per_code(items, flag, codes_allowed):
+        found = {}
+        for item in items:
+            code, _, seconds = item.partition("=")
+            try:
+                found[code.strip()] = float(seconds)
+            except ValueError:
+                raise SystemExit(f"error: {flag} wants CODE=SECONDS, got {item!r}") from None
+            if code.strip() not in codes_allowed:
+                raise SystemExit(f"error: {flag} takes one of {', '.join(codes_allowed)}, got {item!r}")
+        return found
+
+    eval_from = per_code(args.eval_from, "--eval-from", CODES[:2])
+    budgets = {code: args.budget for code in CODES} | per_code(args.budget_for, "--budget-for", CODES)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     settings = {k: getattr(args, k) for k in ("budget", "every", "eval_steps", "eval_discard")}
+    if args.budget_for:
+        settings["budgets"] = budgets
     if results.get("settings", settings) != settings:
         raise SystemExit(f"error: {results_path} holds runs with other settings {results['settings']}; "
                          "use another --out")
@@ -341,13 +351,14 @@ def main() -> None:
             continue
         folder = out / code
         folder.mkdir(exist_ok=True)
-        print(f"{LABELS[code]}: training for {args.budget:.0f} s ...", flush=True)
+        print(f"{LABELS[code]}: training for {budgets[code]:.0f} s ...", flush=True)
         if code == "ferminet":
-            results[code] = train_ferminet(folder, args.budget, args.every)
+            results[code] = train_ferminet(folder, budgets[code], args.every)
         elif code == "deepqmc":
-            results[code] = train_deepqmc(folder, args.budget, args.every)
+            results[code] = train_deepqmc(folder, budgets[code], args.every)
         else:
-            results[code] = train_and_evaluate_qmczoo(folder, args.budget, args.every, args.eval_steps)
+            results[code] = train_and_evaluate_qmczoo(folder, budgets[code], args.every, args.eval_steps)
+        results[code]["budget"] = budgets[code]
         save()
     for code in codes:
         r = results[code]

@@ -613,7 +613,7 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = "H
       systems: molecule names, xyz files or inline geometries, comma-separated or a list.
       out_dir: the bench folder (new, empty, or holding this same bench to continue it).
       preset: the preset every ansatz is built with (``None``: its defaults).
-      steps: optimisation steps per cell (default 2000; with only a ``time_budget``, no cap).
+      steps: optimisation steps per cell (default 1200; with only a ``time_budget``, no cap).
       time_budget: seconds of training loop per cell (``"10m"``, ``"90s"``, ``600``...);
         training stops at the budget or at ``steps``, whichever comes first.
       seeds: one seed or several; every cell of a seed starts from that seed.

@@ -6,5 +6,5 @@ imports so that the CLI can read it at start-up. They differ from
 checkpoint interval.
 """
 
-RUN_DEFAULTS = dict(steps=2000, batch_size=256, optimizer="kfac", pretrain_steps=500, mcmc_steps=10, burn_in=100,
+RUN_DEFAULTS = dict(steps=1200, batch_size=256, optimizer="kfac", pretrain_steps=500, mcmc_steps=10, burn_in=100,
                     laplacian="folx", dtype="float32", eval_steps=200, checkpoint_every=100)
