@@ -401,6 +401,12 @@ class VMC:
                 progress(i, losses[-1])
         return params, walkers, losses
 
+    def _kfac_update(self, params, opt_state, key, batch):
+        """One kfac-jax step (consumes ``params`` and ``opt_state``): the one call that
+        :meth:`step` makes and :meth:`compile_step` compiles."""
+        return self.kfac.step(params, opt_state, key, batch=batch, momentum=jnp.asarray(0.0, self.dtype),
+                              damping=jnp.asarray(self.config.damping, self.dtype))
+
     def compile_step(self, example: TrainState) -> None:
         """Compile (by running once) every jitted function of :meth:`step` and the optimizer
         state's initialisation, on ``example``, a state whose arrays this call may consume
@@ -415,9 +421,7 @@ class VMC:
         batch = (walkers.r, self.R)
         if self.config.optimizer == "kfac":
             self._copy((params, opt_state))
-            new_params, _, out = self.kfac.step(
-                params, opt_state, key, batch=batch,
-                momentum=jnp.asarray(0.0, self.dtype), damping=jnp.asarray(self.config.damping, self.dtype))
+            new_params, _, out = self._kfac_update(params, opt_state, key, batch)
             jax.block_until_ready(self._finite(new_params, out["loss"]))
             params = new_params
         else:
@@ -449,9 +453,7 @@ class VMC:
         batch = (walkers.r, self.R)
         if self.config.optimizer == "kfac":
             backup = self._copy((state.params, state.opt_state))
-            params, opt_state, out = self.kfac.step(
-                state.params, state.opt_state, k_opt, batch=batch,
-                momentum=jnp.asarray(0.0, self.dtype), damping=jnp.asarray(self.config.damping, self.dtype))
+            params, opt_state, out = self._kfac_update(state.params, state.opt_state, k_opt, batch)
             energy, stats = out["loss"], out["aux"]
             ok = bool(self._finite(params, energy))
             if not ok:
