@@ -147,7 +147,7 @@ def main():
         ev = evaluate(vmc, params, walkers, args.eval_steps, jax.random.PRNGKey(99), burn_in=20)
         evaluated.append((at, ev.energy, ev.energy_error))
         print(f"evaluation at {at / 60:5.1f} min (step {step}): {ev.energy:.5f} +- {ev.energy_error:.5f} Ha "
-              f"({1e3 * (ev.energy - EXACT):+.2f} mHa)")
+              f"({1e3 * (ev.energy - EXACT):+.2f} mHa), variance {ev.variance:.4g}")
     if args.eval_steps and not args.no_final_evaluation:
         ev = evaluate(vmc, state.params, state.walkers, args.eval_steps, jax.random.PRNGKey(99), burn_in=20)
         evaluated.append((t[-1], ev.energy, ev.energy_error))

@@ -34,16 +34,23 @@ class EnergyStats:
     geometry_variance: jnp.ndarray | None = None
 
 
-def clip_local_energy(e_l: jnp.ndarray, scale: float) -> jnp.ndarray:
-    """Clip ``e_l`` ``[B]`` to ``median ± scale * mean|e_l - median|`` (no clipping if scale<=0)."""
+CLIP_CENTRES = ("median", "mean")
+
+
+def clip_local_energy(e_l: jnp.ndarray, scale: float, centre: str = "median") -> jnp.ndarray:
+    """Clip ``e_l`` ``[B]`` to ``c ± scale * mean|e_l - c|`` with ``c`` the median (default) or
+    the mean of ``e_l`` (FermiNet's default); no clipping if ``scale <= 0``. Returns ``[B]``."""
+    if centre not in CLIP_CENTRES:
+        raise ValueError(f"clipping centre must be one of {CLIP_CENTRES}, got {centre!r}")
     if scale <= 0:
         return e_l
-    median = jnp.median(e_l)
-    width = scale * jnp.mean(jnp.abs(e_l - median))
-    return jnp.clip(e_l, median - width, median + width)
+    c = jnp.median(e_l) if centre == "median" else jnp.mean(e_l)
+    width = scale * jnp.mean(jnp.abs(e_l - c))
+    return jnp.clip(e_l, c - width, c + width)
 
 
-def make_energy_loss(batch_log_psi: Callable, batch_local_energy: Callable, clip_scale: float = 5.0):
+def make_energy_loss(batch_log_psi: Callable, batch_local_energy: Callable, clip_scale: float = 5.0,
+                     clip_centre: str = "median"):
     """Build ``loss(params, key, batch) -> (energy, EnergyStats)``.
 
     Args:
@@ -51,7 +58,8 @@ def make_energy_loss(batch_log_psi: Callable, batch_local_energy: Callable, clip
         (:meth:`~qmczoo.wavefunction.Wavefunction.gradient_log_psi`).
       batch_local_energy: ``(params, r [B,N,3], R) -> [B]``.
       clip_scale: width of the clipping window for the gradient, in mean absolute
-        deviations around the median.
+        deviations around its centre.
+      clip_centre: ``"median"`` or ``"mean"`` of the batch's local energies (per geometry).
 
     ``batch`` is the tuple ``(r [B,N,3], R)`` with ``R`` one geometry ``[M,3]`` or grouped
     geometries ``[G,M,3]``; ``key`` is unused (kfac-jax's signature).
@@ -74,9 +82,9 @@ def make_energy_loss(batch_log_psi: Callable, batch_local_energy: Callable, clip
 
     def centred_clipped(e_l, R):
         if R.ndim == 2:
-            clipped = clip_local_energy(e_l, clip_scale)
+            clipped = clip_local_energy(e_l, clip_scale, clip_centre)
             return clipped - jnp.mean(clipped)
-        clipped = jax.vmap(lambda e: clip_local_energy(e, clip_scale))(e_l.reshape(R.shape[0], -1))
+        clipped = jax.vmap(lambda e: clip_local_energy(e, clip_scale, clip_centre))(e_l.reshape(R.shape[0], -1))
         return (clipped - jnp.mean(clipped, axis=1, keepdims=True)).reshape(-1)
 
     @loss.defjvp

@@ -22,7 +22,7 @@ import optax
 from qmczoo.background import BackgroundWork
 from qmczoo.errors import ConfigError
 from qmczoo.hamiltonian import default_chunk_size, make_batch_local_energy
-from qmczoo.loss import make_energy_loss
+from qmczoo.loss import CLIP_CENTRES, make_energy_loss
 from qmczoo.sampler import WalkerState, init_walkers, make_mcmc, psi_squared
 from qmczoo.threads import limit_blas_threads
 
@@ -52,6 +52,8 @@ class TrainConfig:
         Hartree–Fock pretraining (0 steps: none); walkers sample
         ``|psi_HF|^(2f) |psi|^(2(1-f))`` with ``f = pretrain_hf_fraction``.
       clip_scale: local-energy clipping window for the gradient, in mean absolute deviations.
+      clip_centre: centre of that window, ``"median"`` of the batch (default) or ``"mean"``
+        (FermiNet's default); measured in ``docs/benchmarks.md``.
       laplacian: "folx" (forward Laplacian), "jvp" or "hessian".
       local_energy_chunk: walkers per chunk of the local energy (0: chosen from the number
         of electrons, :func:`~qmczoo.hamiltonian.default_chunk_size`); the batch is evaluated
@@ -88,6 +90,7 @@ class TrainConfig:
     pretrain_hf_fraction: float = 1.0
     pretrain_learning_rate: float = 3e-4
     clip_scale: float = 5.0
+    clip_centre: str = "median"
     laplacian: str = "folx"
     local_energy_chunk: int = 0
     damping: float = 1e-3
@@ -111,6 +114,8 @@ class TrainConfig:
         laplacians = ("folx", "jvp", "hessian")
         if self.laplacian not in laplacians:
             raise ConfigError(f"unknown laplacian method {self.laplacian!r}; choose one of: {', '.join(laplacians)}")
+        if self.clip_centre not in CLIP_CENTRES:
+            raise ConfigError(f"clip_centre must be one of: {', '.join(CLIP_CENTRES)}; got {self.clip_centre!r}")
         if not isinstance(self.pretrain_basis, str) or not self.pretrain_basis.strip():
             raise ConfigError(f"pretrain_basis must be a basis-set name, got {self.pretrain_basis!r}")
         for name, low in (("steps", 0), ("burn_in", 0), ("pretrain_steps", 0), ("batch_size", 1), ("mcmc_steps", 1),
@@ -242,7 +247,8 @@ class VMC:
         self.batch_local_energy = make_batch_local_energy(
             wf, np.asarray(system.charges), config.laplacian,
             chunk_size=config.local_energy_chunk or default_chunk_size(system.n_electrons))
-        self.loss = make_energy_loss(wf.gradient_log_psi, self.batch_local_energy, config.clip_scale)
+        self.loss = make_energy_loss(wf.gradient_log_psi, self.batch_local_energy, config.clip_scale,
+                                     config.clip_centre)
         self.mcmc = jax.jit(make_mcmc(psi_squared(wf.batch_log_psi), config.mcmc_steps,
                                       config.target_acceptance))
         self._monitor_step = jax.jit(self._make_monitor_step())

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from qmczoo.errors import ConfigError
 from qmczoo.hamiltonian import make_local_energy
 from qmczoo.layers.antisymmetrizers import multi_determinant
 from qmczoo.layers.spin_pooling import EquivariantDense, residual
@@ -156,6 +157,21 @@ def test_energy_gradient_matches_finite_difference_of_the_exact_energy():
     finite_difference = (exact(zeta + h) - exact(zeta - h)) / (2 * h)  # = zeta - 1 = 0.3
     # the estimator is 2 <(E_L - E) d log|psi|>: its statistical error here is ~0.002
     assert float(grad) == pytest.approx(finite_difference, abs=0.01)
+
+
+def test_clipping_window_centres_on_the_median_or_the_mean():
+    from qmczoo.loss import clip_local_energy
+
+    e_l = jnp.asarray([-8.0, -8.1, -7.9, -8.0, -8.2, -7.8, -8.0, -20.0], jnp.float64)
+    median, mean = float(jnp.median(e_l)), float(jnp.mean(e_l))
+    for centre, c in (("median", median), ("mean", mean)):
+        width = 1.0 * float(jnp.mean(jnp.abs(e_l - c)))
+        clipped = np.asarray(clip_local_energy(e_l, 1.0, centre))
+        np.testing.assert_allclose(clipped, np.clip(np.asarray(e_l), c - width, c + width))
+        assert clipped[-1] == pytest.approx(c - width)  # the spike is pulled to the window's edge
+    np.testing.assert_array_equal(np.asarray(clip_local_energy(e_l, 0.0, "mean")), np.asarray(e_l))
+    with pytest.raises(ConfigError, match="clip_centre"):
+        TrainConfig(clip_centre="mode")
 
 
 # ------------------------------------------------------------------ the monitor chain
