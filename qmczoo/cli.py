@@ -1,4 +1,4 @@
-"""The ``qmczoo`` command line: a thin layer over :mod:`qmczoo.runs` and the registry.
+"""The ``qmczoo`` command line: a thin layer over :mod:`qmczoo.runs.lifecycle` and the registry.
 
 Bad input (unknown molecule, ansatz or option, impossible spin...) is printed as one line
 ``error: ...`` on stderr with exit code 2, never as a traceback.
@@ -36,7 +36,7 @@ def _friendly(fn):
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2)
         except KeyboardInterrupt as exc:
-            from qmczoo.runs import RunInterrupted
+            from qmczoo.runs.lifecycle import RunInterrupted
 
             if isinstance(exc, RunInterrupted) and exc.checkpointed:
                 msg = (f"interrupted: progress so far is checkpointed; continue with "
@@ -89,7 +89,7 @@ def list_cmd(systems: bool = typer.Option(False, "--systems", help="Also list th
         t.add_row(*row)
     console.print(t)
     if systems:
-        from qmczoo.systems import get_system, molecule_names
+        from qmczoo.chemistry.systems import get_system, molecule_names
 
         t = Table(title="named molecules (--system NAME)", title_justify="left")
         for col in ("name", "electrons", "reference energy (Ha)"):
@@ -128,7 +128,7 @@ def info(name: str = typer.Argument(..., help="An ansatz, a layer or a named mol
         kind, e = entry(name)
     except ConfigError:
         from qmczoo.errors import SystemSpecError
-        from qmczoo.systems import get_system
+        from qmczoo.chemistry.systems import get_system
 
         try:
             s = get_system(name)
@@ -199,7 +199,7 @@ def _capture_geometry_warnings(fn, *args, **kwargs):
     """Call ``fn``; print its GeometryWarnings as ``warning: ...`` lines on stderr."""
     import warnings
 
-    from qmczoo.systems import GeometryWarning
+    from qmczoo.chemistry.systems import GeometryWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GeometryWarning)
@@ -220,7 +220,7 @@ def _geometry_text(system, unit: str) -> str:
 def _conflicts(given: dict, stored_system, stored_spec, stored_config, allowed: tuple[str, ...]) -> list[str]:
     """``--flag value (stored: value)`` for every given option that differs from the stored run."""
     from qmczoo.registry import get_ansatz, parse_overrides
-    from qmczoo.systems import get_system
+    from qmczoo.chemistry.systems import get_system
 
     out = []
     system_keys = [k for k in ("system", "charge", "spin", "unit") if given.get(k) is not None]
@@ -322,8 +322,8 @@ def train(
     from qmczoo import runs
     from qmczoo.errors import ConfigError
     from qmczoo.registry import get_ansatz, parse_overrides
-    from qmczoo.systems import read_system
-    from qmczoo.train import TrainConfig
+    from qmczoo.chemistry.systems import read_system
+    from qmczoo.engine.vmc import TrainConfig
 
     given = dict(system=system, ansatz=ansatz, preset=preset, steps=steps, seed=seed, charge=charge, spin=spin,
                  unit=unit, set_=set_, batch_size=batch_size, optimizer=optimizer, lr=lr,
@@ -396,7 +396,7 @@ def train(
 
 
 def _print_summary(summary: dict, out: Optional[Path]):
-    from qmczoo.statistics import format_value
+    from qmczoo.engine.statistics import format_value
 
     def finite(x):
         return x is not None and x == x and abs(x) != float("inf")
@@ -429,8 +429,8 @@ def _print_summary(summary: dict, out: Optional[Path]):
 
 
 def _pes_table(rows: list) -> str:
-    """A plain-text table of per-geometry results (rows of :func:`qmczoo.pes.pes_rows`)."""
-    from qmczoo.statistics import format_value
+    """A plain-text table of per-geometry results (rows of :func:`qmczoo.runs.pes.pes_rows`)."""
+    from qmczoo.engine.statistics import format_value
 
     lines = [f"{'geometry':<14} {'E (Ha)':>16} {'E - exact (mHa)':>16}"]
     for r in rows:
@@ -458,8 +458,8 @@ def evaluate(
     (or at the geometries given here): E ± sigma per geometry in pes.csv, the curve in pes.png.
     """
     _quiet_jax()
-    from qmczoo.runs import evaluate_run
-    from qmczoo.statistics import format_value
+    from qmczoo.runs.lifecycle import evaluate_run
+    from qmczoo.engine.statistics import format_value
 
     result = evaluate_run(run_dir, steps, batch_size=batch_size, seed=seed, progress=progress, scan=scan,
                           geometries=geometries)
@@ -529,7 +529,7 @@ def bench(
 
     if out is None:
         raise ConfigError("--out DIR is required (the bench folder; run the same command again to continue)")
-    from qmczoo.bench import parse_duration, run_bench
+    from qmczoo.runs.bench import parse_duration, run_bench
 
     parse_duration(time_budget)  # a bad budget fails before anything is imported or computed
     try:

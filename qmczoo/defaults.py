@@ -2,7 +2,7 @@
 
 One place for the settings that the command line and the bench share, kept free of heavy
 imports so that the CLI can read it at start-up. They differ from
-:class:`qmczoo.train.TrainConfig`'s library defaults only in the run length and the
+:class:`qmczoo.engine.vmc.TrainConfig`'s library defaults only in the run length and the
 checkpoint interval.
 """
 

@@ -16,11 +16,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from qmczoo import checkpoint, runs
+from qmczoo import runs
+
+from qmczoo.runs import checkpoint
 from qmczoo.cli import app
 from qmczoo.registry import get_ansatz
-from qmczoo.systems import get_system
-from qmczoo.train import VMC, TrainConfig
+from qmczoo.chemistry.systems import get_system
+from qmczoo.engine.vmc import VMC, TrainConfig
 
 runner = CliRunner()
 FAST = ["--preset", "tiny", "--steps", "4", "--pretrain-steps", "2", "--batch-size", "16", "--eval-steps", "0",

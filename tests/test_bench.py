@@ -8,7 +8,9 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from qmczoo import bench, runs
+from qmczoo import runs
+
+from qmczoo.runs import bench
 from qmczoo.cli import app
 from qmczoo.errors import ConfigError
 
@@ -36,7 +38,7 @@ def _one_error_line(result):
 @pytest.fixture(scope="module")
 def finished_bench(tmp_path_factory):
     """A bench interrupted in its second cell, then continued: ``(out, hows, info)``."""
-    from qmczoo.train import VMC
+    from qmczoo.engine.vmc import VMC
 
     out = tmp_path_factory.mktemp("bench") / "b"
     original, calls = VMC.step, {"n": 0}
@@ -185,7 +187,7 @@ def test_parse_duration(text, seconds):
 
 
 def test_time_budget_stops_training_then_checkpoints(tmp_path, monkeypatch):
-    from qmczoo.train import VMC, StepStats, TrainConfig
+    from qmczoo.engine.vmc import VMC, StepStats, TrainConfig
 
     def slow_fake_step(self, state):  # no compilation: the budget logic alone
         time.sleep(0.05)

@@ -274,7 +274,7 @@ def test_radial_basis_is_even_and_cut_off():
 def test_schnet_forward_laplacian_is_finite_in_float32(reference):
     """folx's Laplacian through SchNet, in float32: the second derivatives of its own distances
     on the electron-electron diagonal must not overflow (they did with a sqrt at zero)."""
-    from qmczoo.hamiltonian import make_local_energy
+    from qmczoo.engine.hamiltonian import make_local_energy
 
     r, R = (x.astype(jnp.float32) for x in reference)
     module = _ScalarHead(_modules(N_UP, N_DOWN, CHARGES, layers=1)["schnet"])

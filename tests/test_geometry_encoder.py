@@ -222,7 +222,7 @@ def test_encoder_invariances_on_random_geometries():
 
 
 def test_encoder_of_one_nucleus_has_no_message_parameters_and_proper_kfac_blocks():
-    from qmczoo.systems import get_system
+    from qmczoo.chemistry.systems import get_system
     from qmczoo.wavefunction import Wavefunction
 
     enc = GeometryEncoder(charges=(2.0,), width=4, n_rbf=4)

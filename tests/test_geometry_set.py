@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from qmczoo.errors import ConfigError, QmczooError, SystemSpecError
-from qmczoo.geometry_set import (
+from qmczoo.chemistry.geometry_set import (
     MAX_GEOMETRIES,
     GeometrySet,
     geometry_set,
@@ -17,8 +17,8 @@ from qmczoo.geometry_set import (
     reference_curve,
     reference_energies,
 )
-from qmczoo.plotting import plot_pes
-from qmczoo.systems import BOHR_PER_ANGSTROM, get_system
+from qmczoo.runs.plotting import plot_pes
+from qmczoo.chemistry.systems import BOHR_PER_ANGSTROM, get_system
 
 H2_EXACT_1_4 = -1.174475714
 

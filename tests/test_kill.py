@@ -4,7 +4,7 @@ checkpoint), and ``--resume`` must always work and reproduce the uninterrupted r
 energies to 1e-10 (float64).
 
 The moments inside a checkpoint write use the test-only hook ``QMCZOO_TEST_KILL=event:n``
-of :mod:`qmczoo.checkpoint` (the process SIGKILLs itself at the n-th such event); the kill
+of :mod:`qmczoo.runs.checkpoint` (the process SIGKILLs itself at the n-th such event); the kill
 before the first checkpoint comes from outside, at whatever moment the process has reached.
 A shared JAX compilation cache keeps the repeated process starts cheap.
 """
@@ -18,7 +18,9 @@ import time
 import numpy as np
 import pytest
 
-from qmczoo import checkpoint, runs
+from qmczoo import runs
+
+from qmczoo.runs import checkpoint
 
 ARGS = ["--system", "H2", "--preset", "tiny", "--steps", "6", "--pretrain-steps", "0", "--batch-size", "16",
         "--eval-steps", "0", "--burn-in", "2", "--mcmc-steps", "2", "--checkpoint-every", "2", "--dtype", "float64",

@@ -19,10 +19,10 @@ from typer.testing import CliRunner
 
 from qmczoo import testing
 from qmczoo.cli import app
-from qmczoo.geometry_set import parse_scan, reference_curve
+from qmczoo.chemistry.geometry_set import parse_scan, reference_curve
 from qmczoo.registry import get_ansatz
-from qmczoo.systems import get_system
-from qmczoo.train import VMC, TrainConfig
+from qmczoo.chemistry.systems import get_system
+from qmczoo.engine.vmc import VMC, TrainConfig
 
 runner = CliRunner()
 

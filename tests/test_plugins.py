@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from qmczoo import registry, testing
 from qmczoo.cli import app
 from qmczoo.errors import ConfigError
-from qmczoo.systems import get_system
+from qmczoo.chemistry.systems import get_system
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "docs" / "plugins.md"

@@ -12,12 +12,14 @@ import pytest
 from flax import serialization
 from typer.testing import CliRunner
 
-from qmczoo import checkpoint, runs
+from qmczoo import runs
+
+from qmczoo.runs import checkpoint
 from qmczoo.cli import app
 from qmczoo.errors import ConfigError
 from qmczoo.registry import get_ansatz
-from qmczoo.systems import get_system
-from qmczoo.train import VMC, StepStats, TrainConfig
+from qmczoo.chemistry.systems import get_system
+from qmczoo.engine.vmc import VMC, StepStats, TrainConfig
 from qmczoo.wavefunction import Wavefunction
 
 runner = CliRunner()

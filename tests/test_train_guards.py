@@ -5,10 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from qmczoo.evaluate import evaluate
+from qmczoo.engine.evaluate import evaluate
 from qmczoo.registry import get_ansatz
-from qmczoo.systems import get_system
-from qmczoo.train import TrainConfig, VMC
+from qmczoo.chemistry.systems import get_system
+from qmczoo.engine.vmc import TrainConfig, VMC
 from qmczoo.wavefunction import Wavefunction
 
 

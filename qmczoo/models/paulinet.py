@@ -20,7 +20,7 @@ class PauliNet(nn.Module):
 
     Attributes:
       n_up, n_down: electrons per spin; charges: nuclear charges ``[M]``.
-      hartree_fock: the UHF solution the baseline evaluates (:class:`~qmczoo.hartree_fock.HartreeFock`).
+      hartree_fock: the UHF solution the baseline evaluates (:class:`~qmczoo.chemistry.hartree_fock.HartreeFock`).
       features, embedding, baseline, antisymmetrizer: slot fillers; backflow, jastrow,
         neural_jastrow: fillers or ``None``.
       determinants: ``K``, the number of (weighted) determinants; each has its own backflow.
@@ -73,7 +73,7 @@ class PauliNet(nn.Module):
 
 def make_paulinet(system, hf_basis: str = "ccpvdz", **options) -> PauliNet:
     """Factory used by the registry: runs (or reuses) the UHF calculation in ``hf_basis``."""
-    from qmczoo.hartree_fock import run_hartree_fock
+    from qmczoo.chemistry.hartree_fock import run_hartree_fock
 
     return PauliNet(n_up=system.n_up, n_down=system.n_down, charges=tuple(float(z) for z in system.charges),
                     hartree_fock=run_hartree_fock(system, hf_basis), **options)

@@ -83,7 +83,7 @@ class GeometryHeads(nn.Module):
 
 def _declarations(electrons: nn.Module, system) -> tuple[Declared, ...]:
     """Run the electron module once in declaration mode on the system's geometry."""
-    from qmczoo.sampler import initial_positions
+    from qmczoo.engine.sampler import initial_positions
 
     R = jnp.asarray(system.positions, jnp.float32)
     r = initial_positions(jax.random.PRNGKey(0), system, 1)[0]

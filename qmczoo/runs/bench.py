@@ -1,7 +1,7 @@
 """Benchmarks: several ansätze on several systems, on equal terms, in one table and one plot.
 
 Every cell (ansatz variant, system, seed) is an ordinary run folder
-``DIR/cells/<ansatz-label>/<system>/seed<k>/`` written by :func:`qmczoo.runs.train`: the same
+``DIR/cells/<ansatz-label>/<system>/seed<k>/`` written by :func:`qmczoo.runs.lifecycle.train`: the same
 Hartree–Fock pretraining, sampler, trainer and settings for every ansatz, the same budget
 (steps, or seconds of training loop, or both) and then a fixed-parameter evaluation of the
 final parameters by the shared evaluator. ``qmczoo evaluate`` reads any cell.
@@ -18,7 +18,7 @@ an item ``KEY=VALUE`` after a comma continues the options of the variant before 
 
 From a notebook::
 
-    from qmczoo.bench import run_bench
+    from qmczoo.runs.bench import run_bench
     res = run_bench("ferminet,ferminet:determinants=1", "H2,LiH", out_dir="bench/h2",
                     preset="small", steps=300)
     res.rows            # list of dicts, one per cell (columns: COLUMNS)
@@ -172,7 +172,7 @@ def parse_ansatze(spec: str | Sequence[str]) -> list[AnsatzVariant]:
 
 def parse_systems(spec: str | Sequence[str]) -> list[tuple[str, Any]]:
     """``"H2,LiH,Be"`` (or a list) -> ``[(text, System), ...]``; bad systems raise."""
-    from qmczoo.systems import get_system
+    from qmczoo.chemistry.systems import get_system
 
     items = [spec] if isinstance(spec, str) else list(spec)
     out, names = [], set()
@@ -267,7 +267,7 @@ class BenchSettings:
         return yaml.safe_load(yaml.safe_dump(dataclasses.asdict(self), sort_keys=False))
 
     def train_config(self, seed: int, steps: int | None = None):
-        from qmczoo.train import TrainConfig
+        from qmczoo.engine.vmc import TrainConfig
 
         extra = {k: getattr(self, k) for k in ("monitor_walkers", "monitor_every") if getattr(self, k) is not None}
         return TrainConfig(steps=self.steps if steps is None else steps, batch_size=self.batch_size,
@@ -338,7 +338,7 @@ class BenchResults:
         return {"settings": self.settings, "meta": self.meta, "columns": list(COLUMNS), "rows": self.rows}
 
     def _display_rows(self) -> tuple[list[str], list[list[str]]]:
-        from qmczoo.statistics import format_value
+        from qmczoo.engine.statistics import format_value
 
         header = ["ansatz", "system", "seed", "E (Ha)", "E − E_ref (mHa)", "corr. energy (%)", "params",
                   "compile (s)", "s/step", "steps", "wall (s)", "peak RSS (MiB)", "E ≥ E_ref − 3σ", "status"]
@@ -436,7 +436,7 @@ def hartree_fock_energies(systems: list, basis: str | None, out: Path | None = N
 
     Uses ``basis``, or the next of cc-pVQZ, cc-pVTZ where pyscf lacks it for an element.
     """
-    from qmczoo.pretrain import run_hartree_fock
+    from qmczoo.engine.pretrain import run_hartree_fock
 
     path = out / HF_FILE if out is not None else None
     cache = json.loads(path.read_text()) if path is not None and path.exists() else {}
@@ -574,7 +574,7 @@ def _curves(out: Path, rows: list[dict]) -> list[dict]:
     (walkers never used for an update: honest), else the training walkers' energies."""
     import numpy as np
 
-    from qmczoo.runs import read_log
+    from qmczoo.runs.lifecycle import read_log
 
     curves = []
     for r in rows:
@@ -619,7 +619,7 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = "H
       seeds: one seed or several; every cell of a seed starts from that seed.
       sets: option overrides applied to every ansatz (a variant's own options win).
       batch_size ... checkpoint_every, monitor_walkers, monitor_every: the shared
-        :class:`~qmczoo.train.TrainConfig` settings (monitor_*: None keeps the trainer's default).
+        :class:`~qmczoo.engine.vmc.TrainConfig` settings (monitor_*: None keeps the trainer's default).
       eval_steps: evaluation steps of the final parameters (at least 2).
       hf_basis: basis of the UHF energy for the share of correlation energy (None: skip).
       retry_failed: run failed cells again (from scratch) instead of reporting the old failure.
@@ -696,7 +696,7 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = "H
         if progress:
             bar.update(task, description="convergence plot")
         try:
-            from qmczoo.plotting import plot_bench
+            from qmczoo.runs.plotting import plot_bench
 
             refs = {s.name: s.reference_energy for _, s in system_list}
             plot_bench(_curves(out, results.rows), out / "convergence.png", references=refs)
@@ -711,7 +711,7 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = "H
 def _cell_line(row: dict, how: str) -> str:
     from rich.markup import escape
 
-    from qmczoo.statistics import format_value
+    from qmczoo.engine.statistics import format_value
 
     where = escape(f"{row['ansatz']} | {row['system']} | seed {row['seed']}")
     if row["status"] != "ok":

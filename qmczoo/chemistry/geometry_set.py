@@ -13,7 +13,7 @@ The one entry point the command line uses is :func:`geometry_set`, which builds 
 Units: positions are in bohr, energies in hartree. Geometries are numbered from 0, as in
 :meth:`GeometrySet.system_at` and in error messages.
 
-Reference energies for a whole curve come from the package file ``qmczoo/data/pes.yaml``
+Reference energies for a whole curve come from the package file ``qmczoo/chemistry/data/pes.yaml``
 (:func:`reference_curve`); :func:`reference_energies` picks the tabulated exact energy of
 each geometry of an H2 set.
 """
@@ -31,7 +31,7 @@ import numpy as np
 import yaml
 
 from qmczoo.errors import ConfigError, SystemSpecError
-from qmczoo.systems import System, _build, _check_distances, _parse_atom, _parse_atom_list, unit_to_bohr
+from qmczoo.chemistry.systems import System, _build, _check_distances, _parse_atom, _parse_atom_list, unit_to_bohr
 
 __all__ = [
     "COORDINATES",
@@ -277,7 +277,7 @@ def parse_scan(system: System, spec: str, unit: str = "bohr") -> GeometrySet:
             * ``scale``: for two or more nuclei; every nuclear position is scaled by the
               (dimensionless) factor about the unweighted centroid of the nuclei.
         unit: length unit of ``bond`` values (``"bohr"`` or ``"angstrom"``, any spelling
-            :func:`qmczoo.systems.unit_to_bohr` accepts); ignored for ``scale``.
+            :func:`qmczoo.chemistry.systems.unit_to_bohr` accepts); ignored for ``scale``.
 
     Returns:
         A GeometrySet with ``coordinate`` = NAME, ``values`` in bohr (bond) or the factors
@@ -620,7 +620,7 @@ def _pes_curves() -> dict[str, dict[str, Any]]:
 
 
 def reference_curve(name: str = "h2_dissociation") -> tuple[np.ndarray, np.ndarray, str]:
-    """A tabulated reference curve from ``qmczoo/data/pes.yaml``.
+    """A tabulated reference curve from ``qmczoo/chemistry/data/pes.yaml``.
 
     Returns:
         ``(R, E, source)``: bond lengths R in bohr ``[P]`` (increasing), total energies E in

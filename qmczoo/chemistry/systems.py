@@ -1,7 +1,7 @@
 """Molecular systems: nuclei (symbols, charges, positions in bohr) and electron counts.
 
 The one entry point is :func:`get_system`, which turns any of the accepted
-specifications (a molecule name from ``qmczoo/data/molecules.yaml``, a bare
+specifications (a molecule name from ``qmczoo/chemistry/data/molecules.yaml``, a bare
 element symbol, an xyz file, an inline geometry string, a list of atoms, a
 ``System.to_dict()`` dictionary or a pyscf ``gto.Mole``) into a frozen
 :class:`System`. Every problem with a specification raises
@@ -508,7 +508,7 @@ def _molecules() -> dict[str, dict[str, Any]]:
 
 
 def molecule_names() -> tuple[str, ...]:
-    """Names of the molecules in ``qmczoo/data/molecules.yaml``, in file order."""
+    """Names of the molecules in ``qmczoo/chemistry/data/molecules.yaml``, in file order."""
     return tuple(_molecules())
 
 
@@ -787,7 +787,7 @@ def get_system(spec: Any, *, charge: int = 0, spin: int | None = None, unit: str
     Args:
         spec: one of
             * a :class:`System` (returned unchanged; ``charge``/``spin``/``unit`` ignored);
-            * a molecule name from ``qmczoo/data/molecules.yaml`` (case-insensitive,
+            * a molecule name from ``qmczoo/chemistry/data/molecules.yaml`` (case-insensitive,
               e.g. ``"lih"`` -> LiH; an exact element symbol such as ``"Co"`` wins
               over a case-insensitive name such as ``"CO"``). Its geometry is in
               bohr (``unit`` is ignored), its own charge and spin are used unless

@@ -3,7 +3,7 @@
 :class:`VMC` holds the jitted pieces for one (system, wavefunction, settings) triple:
 walker initialisation, Hartree–Fock pretraining, burn-in and the optimisation step (MCMC
 then KFAC or an optax optimizer on the clipped-energy gradient). :func:`train` drives it,
-with progress, a CSV log, checkpoints and resume; see :mod:`qmczoo.runs` for run folders.
+with progress, a CSV log, checkpoints and resume; see :mod:`qmczoo.runs.lifecycle` for run folders.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from qmczoo.background import BackgroundWork
+from qmczoo.engine.background import BackgroundWork
 from qmczoo.errors import ConfigError
-from qmczoo.hamiltonian import default_chunk_size, make_batch_local_energy
-from qmczoo.loss import CLIP_CENTRES, make_energy_loss
-from qmczoo.sampler import WalkerState, init_walkers, make_mcmc, psi_squared
-from qmczoo.threads import limit_blas_threads
+from qmczoo.engine.hamiltonian import default_chunk_size, make_batch_local_energy
+from qmczoo.engine.loss import CLIP_CENTRES, make_energy_loss
+from qmczoo.engine.sampler import WalkerState, init_walkers, make_mcmc, psi_squared
+from qmczoo.engine.threads import limit_blas_threads
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class TrainConfig:
         (FermiNet's default); measured in ``docs/benchmarks.md``.
       laplacian: "folx" (forward Laplacian), "jvp" or "hessian".
       local_energy_chunk: walkers per chunk of the local energy (0: chosen from the number
-        of electrons, :func:`~qmczoo.hamiltonian.default_chunk_size`); the batch is evaluated
+        of electrons, :func:`~qmczoo.engine.hamiltonian.default_chunk_size`); the batch is evaluated
         chunk by chunk so that the forward Laplacian's Jacobians stay in the CPU caches.
       damping, norm_constraint, curvature_ema, inverse_update_period: KFAC settings.
       dtype: "float32" or "float64" (sets jax's global ``jax_enable_x64`` to match).
@@ -216,7 +216,7 @@ class VMC:
     """The jitted machinery for one system, wavefunction and :class:`TrainConfig`.
 
     Args:
-      system: a :class:`~qmczoo.systems.System` (its geometry, or the first of ``geometries``).
+      system: a :class:`~qmczoo.chemistry.systems.System` (its geometry, or the first of ``geometries``).
       wf: a :class:`~qmczoo.wavefunction.Wavefunction`.
       config: the run's settings.
       geometries: ``[G, M, 3]`` nuclear positions (bohr) to train on at once, or None for the
@@ -353,7 +353,7 @@ class VMC:
         return self.tx.init(params)
 
     def system_at(self, g: int):
-        """The :class:`~qmczoo.systems.System` at geometry ``g``."""
+        """The :class:`~qmczoo.chemistry.systems.System` at geometry ``g``."""
         if self.geometries is None:
             return self.system
         return dataclasses.replace(self.system, coords=tuple(map(tuple, self.geometries[g])), reference_energy=None,
@@ -388,7 +388,7 @@ class VMC:
 
     def _pretrain_loop(self, state: TrainState, steps: int, progress) -> tuple[Any, WalkerState, list[float]]:
         """Hartree–Fock, then ``steps`` pretraining steps; returns parameters, walkers, losses."""
-        from qmczoo.pretrain import make_pretrainer, run_hartree_fock
+        from qmczoo.engine.pretrain import make_pretrainer, run_hartree_fock
 
         if self.geometries is None:
             hf = run_hartree_fock(self.system, self.config.pretrain_basis)
@@ -488,7 +488,7 @@ class VMC:
 
 def iterate_steps(vmc: VMC, state: TrainState, n_steps: int | None = None) -> Iterator[tuple[TrainState, StepStats]]:
     """The one stepping loop: ``(state, stats)`` after each of ``n_steps`` optimisation steps
-    (without end if ``None``; the caller stops). Run folders (:func:`qmczoo.runs.train`), the
+    (without end if ``None``; the caller stops). Run folders (:func:`qmczoo.runs.lifecycle.train`), the
     benchmark and :func:`run_steps` all drive the VMC through it."""
     count = 0
     while n_steps is None or count < n_steps:

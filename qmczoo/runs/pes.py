@@ -1,11 +1,11 @@
 """Results of a run over several geometries: per-geometry logs, ``pes.csv`` and ``pes.png``.
 
-A run trained on a :class:`~qmczoo.geometry_set.GeometrySet` writes, besides the usual files,
+A run trained on a :class:`~qmczoo.chemistry.geometry_set.GeometrySet` writes, besides the usual files,
 
 * ``train_geometries.csv``: one row per (step, geometry): training energy, variance and the
   sampler's step size of that geometry's walkers;
 * after an evaluation, ``pes.csv``: one row per geometry with the evaluated ``E ± sigma``, the
-  exact reference where one is tabulated (:func:`~qmczoo.geometry_set.reference_energies`) and
+  exact reference where one is tabulated (:func:`~qmczoo.chemistry.geometry_set.reference_energies`) and
   the difference in mHa; and ``pes.png``, the curve with the reference drawn beside it.
 """
 
@@ -24,7 +24,7 @@ PES_COLUMNS = ("geometry", "label", "coordinate", "value", "energy", "energy_err
 
 
 def write_geometry_log(path: Path, rows) -> None:
-    """Append the per-geometry statistics of ``rows`` (:class:`~qmczoo.train.StepStats` with
+    """Append the per-geometry statistics of ``rows`` (:class:`~qmczoo.engine.vmc.StepStats` with
     ``geometry_energy``) to ``train_geometries.csv``."""
     rows = [s for s in rows if s.geometry_energy is not None]
     if not rows:
@@ -55,7 +55,7 @@ def truncate_geometry_log(path: Path, last_step: int) -> None:
 
 def pes_rows(gset, evaluation) -> list[dict]:
     """One dict per geometry (columns :data:`PES_COLUMNS`) from an evaluation over ``gset``."""
-    from qmczoo.geometry_set import reference_energies
+    from qmczoo.chemistry.geometry_set import reference_energies
 
     refs = reference_energies(gset)
     out = []
@@ -69,8 +69,8 @@ def pes_rows(gset, evaluation) -> list[dict]:
 
 def write_pes(out_dir: Path, gset, evaluation, title: str = "") -> list[dict]:
     """Write ``pes.csv`` and ``pes.png`` for an evaluation over ``gset``; returns the rows."""
-    from qmczoo.geometry_set import reference_curve, reference_energies
-    from qmczoo.plotting import plot_pes
+    from qmczoo.chemistry.geometry_set import reference_curve, reference_energies
+    from qmczoo.runs.plotting import plot_pes
 
     rows = pes_rows(gset, evaluation)
     with (Path(out_dir) / PES_CSV).open("w", newline="") as f:

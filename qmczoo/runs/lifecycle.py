@@ -28,12 +28,12 @@ import jax.numpy as jnp
 import numpy as np
 import yaml
 
-from qmczoo import checkpoint
+from qmczoo.runs import checkpoint
 from qmczoo.errors import ConfigError, QmczooError
 from qmczoo.registry import AnsatzSpec, get_ansatz
-from qmczoo.statistics import reblock
-from qmczoo.systems import System, get_system, read_system
-from qmczoo.train import EVALUATION_KEY_TAG, VMC, StepStats, TrainConfig, iterate_steps, walkers_per_geometry
+from qmczoo.engine.statistics import reblock
+from qmczoo.chemistry.systems import System, get_system, read_system
+from qmczoo.engine.vmc import EVALUATION_KEY_TAG, VMC, StepStats, TrainConfig, iterate_steps, walkers_per_geometry
 
 CSV_COLUMNS = ("step", "energy", "variance", "acceptance", "step_size", "wall_time", "rejected", "monitor_energy")
 CHECKPOINT = "checkpoint.msgpack"
@@ -200,9 +200,9 @@ def load_run_config(out_dir: str | Path) -> tuple[System, AnsatzSpec, TrainConfi
 
 
 def load_run_geometries(out_dir: str | Path):
-    """The :class:`~qmczoo.geometry_set.GeometrySet` a run trained on (``geometries`` in its
+    """The :class:`~qmczoo.chemistry.geometry_set.GeometrySet` a run trained on (``geometries`` in its
     config.yaml), or None for a one-geometry run."""
-    from qmczoo.geometry_set import GeometrySet
+    from qmczoo.chemistry.geometry_set import GeometrySet
 
     data = read_config_file(out_dir).get("geometries")
     if data is None:
@@ -406,7 +406,7 @@ def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConf
     """Train an ansatz on a system; with ``out_dir``, write (or continue) a run folder.
 
     Args:
-      system: anything :func:`qmczoo.systems.get_system` takes.
+      system: anything :func:`qmczoo.chemistry.systems.get_system` takes.
       ansatz: a registry name (with ``preset``/``options``) or an :class:`AnsatzSpec`.
       config: a :class:`TrainConfig` (defaults if None).
       out_dir: run folder; for a new run it must be new or empty.
@@ -416,7 +416,7 @@ def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConf
         config come from its ``config.yaml``; a given ``config.steps`` extends the run). A
         run folder without a checkpoint (killed before its first one) starts again from
         the beginning.
-      unit: unit of the system's coordinates (see :func:`~qmczoo.systems.get_system`;
+      unit: unit of the system's coordinates (see :func:`~qmczoo.chemistry.systems.get_system`;
         None: angstrom for xyz files, inline strings and atom lists); for a built
         :class:`System`, the unit its geometry was read in (recorded in config.yaml and
         summary.json).
@@ -424,8 +424,8 @@ def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConf
         after which this call stops taking steps, checkpoints and evaluates as usual.
       scan, geometries: train on several geometries at once (an ansatz with a geometry encoder,
         PESNet): a scan of a named coordinate (``"bond=0.8:4.0:17"``, see
-        :func:`~qmczoo.geometry_set.parse_scan`), a geometry file (YAML or multi-frame xyz), or a
-        built :class:`~qmczoo.geometry_set.GeometrySet` as ``geometries``. The evaluation then
+        :func:`~qmczoo.chemistry.geometry_set.parse_scan`), a geometry file (YAML or multi-frame xyz), or a
+        built :class:`~qmczoo.chemistry.geometry_set.GeometrySet` as ``geometries``. The evaluation then
         gives E ± sigma per geometry (``pes.csv``, ``pes.png``). Any other ansatz given several
         geometries is refused (train one run per geometry).
 
@@ -457,7 +457,7 @@ def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConf
                 raise
     system, input_unit = read_system(system, unit=unit)
     if isinstance(system, System) and unit is not None:  # a built System: record the unit it was read in
-        from qmczoo.systems import canonical_unit
+        from qmczoo.chemistry.systems import canonical_unit
 
         input_unit = canonical_unit(unit)
     spec = ansatz if isinstance(ansatz, AnsatzSpec) else get_ansatz(ansatz, preset, **(options or {}))
@@ -498,8 +498,8 @@ def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConf
 
 
 def _geometry_set(system: System, scan, geometries, unit):
-    """The run's :class:`~qmczoo.geometry_set.GeometrySet`, or None for the system's own geometry."""
-    from qmczoo.geometry_set import GeometrySet, geometry_set
+    """The run's :class:`~qmczoo.chemistry.geometry_set.GeometrySet`, or None for the system's own geometry."""
+    from qmczoo.chemistry.geometry_set import GeometrySet, geometry_set
 
     if isinstance(geometries, GeometrySet):
         if scan is not None:
@@ -517,7 +517,7 @@ def _train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainCon
     """The body of :func:`train` (same arguments; ``input_unit`` is the unit the geometry was
     read in, ``geometries`` a GeometrySet or None), run with its inputs checked and its folder
     locked."""
-    from qmczoo.pes import GEOMETRY_LOG, error_summary, truncate_geometry_log, write_geometry_log, write_pes
+    from qmczoo.runs.pes import GEOMETRY_LOG, error_summary, truncate_geometry_log, write_geometry_log, write_pes
 
     out = Path(out_dir) if out_dir is not None else None
     if resume:
@@ -608,7 +608,7 @@ def _train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainCon
 
         evaluation = None
         if eval_steps > 0:
-            from qmczoo.evaluate import evaluate
+            from qmczoo.engine.evaluate import evaluate
 
             ebar = bars.task("evaluate", eval_steps)
             evaluation = evaluate(vmc, state.params, state.walkers, eval_steps,
@@ -638,7 +638,7 @@ def _train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainCon
             _write_json(out / "evaluation.json", record)
         _write_json(out / "summary.json", summary)
         if log["step"].size:
-            from qmczoo.plotting import plot_training
+            from qmczoo.runs.plotting import plot_training
 
             plot_training(log["step"], log["energy"], log["variance"], out / "energy.png",
                           monitor=log["monitor_energy"], reference=system.reference_energy,
@@ -705,8 +705,8 @@ def evaluate_run(out_dir: str | Path, steps: int = 1000, *, batch_size: int | No
 
 def _evaluate_run(out_dir: str | Path, steps: int = 1000, *, batch_size: int | None = None, seed: int | None = None,
                   burn_in: int = EVALUATION_BURN_IN, progress: bool = True, trained_on=None, at=None):
-    from qmczoo.evaluate import evaluate
-    from qmczoo.pes import error_summary, write_pes
+    from qmczoo.engine.evaluate import evaluate
+    from qmczoo.runs.pes import error_summary, write_pes
 
     out = Path(out_dir)
     system, spec, config = load_run_config(out)
