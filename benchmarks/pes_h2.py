@@ -30,7 +30,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qmczoo import runs  # noqa: E402
-from qmczoo.chemistry.geometry_set import interpolate_reference, parse_scan, reference_curve  # noqa: E402
+from qmczoo.chemistry.reference_curves import interpolate_reference, reference_curve  # noqa: E402
+from qmczoo.chemistry.scans import parse_scan  # noqa: E402
 from qmczoo.chemistry.systems import get_system  # noqa: E402
 from qmczoo.engine.vmc import TrainConfig  # noqa: E402
 

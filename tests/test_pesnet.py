@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from qmczoo import testing
 from qmczoo.cli import app
-from qmczoo.chemistry.geometry_set import parse_scan, reference_curve
+from qmczoo.chemistry.scans import parse_scan
+from qmczoo.chemistry.reference_curves import reference_curve
 from qmczoo.registry import get_ansatz
 from qmczoo.chemistry.systems import get_system
 from qmczoo.engine.vmc import VMC, TrainConfig

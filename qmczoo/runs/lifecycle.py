@@ -424,7 +424,7 @@ def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConf
         after which this call stops taking steps, checkpoints and evaluates as usual.
       scan, geometries: train on several geometries at once (an ansatz with a geometry encoder,
         PESNet): a scan of a named coordinate (``"bond=0.8:4.0:17"``, see
-        :func:`~qmczoo.chemistry.geometry_set.parse_scan`), a geometry file (YAML or multi-frame xyz), or a
+        :func:`~qmczoo.chemistry.scans.parse_scan`), a geometry file (YAML or multi-frame xyz), or a
         built :class:`~qmczoo.chemistry.geometry_set.GeometrySet` as ``geometries``. The evaluation then
         gives E ± sigma per geometry (``pes.csv``, ``pes.png``). Any other ansatz given several
         geometries is refused (train one run per geometry).

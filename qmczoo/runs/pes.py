@@ -5,7 +5,7 @@ A run trained on a :class:`~qmczoo.chemistry.geometry_set.GeometrySet` writes, b
 * ``train_geometries.csv``: one row per (step, geometry): training energy, variance and the
   sampler's step size of that geometry's walkers;
 * after an evaluation, ``pes.csv``: one row per geometry with the evaluated ``E ± sigma``, the
-  exact reference where one is tabulated (:func:`~qmczoo.chemistry.geometry_set.reference_energies`) and
+  exact reference where one is tabulated (:func:`~qmczoo.chemistry.reference_curves.reference_energies`) and
   the difference in mHa; and ``pes.png``, the curve with the reference drawn beside it.
 """
 
@@ -55,7 +55,7 @@ def truncate_geometry_log(path: Path, last_step: int) -> None:
 
 def pes_rows(gset, evaluation) -> list[dict]:
     """One dict per geometry (columns :data:`PES_COLUMNS`) from an evaluation over ``gset``."""
-    from qmczoo.chemistry.geometry_set import reference_energies
+    from qmczoo.chemistry.reference_curves import reference_energies
 
     refs = reference_energies(gset)
     out = []
@@ -69,7 +69,7 @@ def pes_rows(gset, evaluation) -> list[dict]:
 
 def write_pes(out_dir: Path, gset, evaluation, title: str = "") -> list[dict]:
     """Write ``pes.csv`` and ``pes.png`` for an evaluation over ``gset``; returns the rows."""
-    from qmczoo.chemistry.geometry_set import reference_curve, reference_energies
+    from qmczoo.chemistry.reference_curves import reference_curve, reference_energies
     from qmczoo.runs.plotting import plot_pes
 
     rows = pes_rows(gset, evaluation)

@@ -167,14 +167,14 @@ def plot_pes(values, energies, errors, path: str | Path, *, reference=None, xlab
     ``reference`` = ``(x [P], E [P], source_label)`` draws a tabulated curve as a black line
     with points, and a lower panel of ``E − E_ref`` in mHa (± error) with a ±2 mHa band, where
     ``E_ref`` is the tabulated value at that x or, inside the table's range, its cubic-spline
-    interpolation (see :func:`qmczoo.chemistry.geometry_set.interpolate_reference`). Returns ``path``.
+    interpolation (see :func:`qmczoo.chemistry.reference_curves.interpolate_reference`). Returns ``path``.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from qmczoo.chemistry.geometry_set import interpolate_reference
+    from qmczoo.chemistry.reference_curves import interpolate_reference
 
     x, e = (np.asarray(a, dtype=float).ravel() for a in (values, energies))
     s = np.zeros_like(e) if errors is None else np.asarray(errors, dtype=float).ravel()
