@@ -80,7 +80,8 @@ def main():
 
     from qmczoo.registry import get_ansatz
     from qmczoo.chemistry.systems import get_system
-    from qmczoo.engine.vmc import TrainConfig, VMC, iterate_steps
+    from qmczoo.engine.config import TrainConfig
+    from qmczoo.engine.vmc import VMC, iterate_steps
 
     extra = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.overrides)}
     config = TrainConfig(batch_size=args.batch, pretrain_steps=args.pretrain, burn_in=args.burn_in,

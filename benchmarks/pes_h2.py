@@ -30,10 +30,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qmczoo import runs  # noqa: E402
+from qmczoo.runs.folder import json_safe  # noqa: E402
 from qmczoo.chemistry.reference_curves import interpolate_reference, reference_curve  # noqa: E402
 from qmczoo.chemistry.scans import parse_scan  # noqa: E402
 from qmczoo.chemistry.systems import get_system  # noqa: E402
-from qmczoo.engine.vmc import TrainConfig  # noqa: E402
+from qmczoo.engine.config import TrainConfig  # noqa: E402
 
 
 def _run(out: Path, eval_steps: int, eval_batch: int, **kwargs) -> dict:
@@ -53,7 +54,7 @@ def _run(out: Path, eval_steps: int, eval_batch: int, **kwargs) -> dict:
     runs.evaluate_run(out, eval_steps, batch_size=eval_batch, progress=False)
     record = dict(result.summary, train_wall_seconds=train_seconds, eval_wall_seconds=time.perf_counter() - start,
                   evaluation=json.loads((out / "evaluation.json").read_text()))
-    done.write_text(json.dumps(runs._json_safe(record), indent=2))
+    done.write_text(json.dumps(json_safe(record), indent=2))
     return record
 
 

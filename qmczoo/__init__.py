@@ -22,9 +22,9 @@ from qmczoo.chemistry.systems import System, get_system  # noqa: E402
 
 # The training machinery pulls in kfac-jax, folx and optax: imported on first use, so that
 # `qmczoo list` and `qmczoo info` start quickly.
-# (`qmczoo.engine.vmc` is the trainer module; the run-folder function is `run_training`.)
-_LAZY = {"TrainConfig": ("qmczoo.engine.vmc", "TrainConfig"), "VMC": ("qmczoo.engine.vmc", "VMC"),
-         "run_training": ("qmczoo.runs.lifecycle", "train"), "evaluate_run": ("qmczoo.runs.lifecycle", "evaluate_run"),
+# (`qmczoo.runs.train` is the run-folder function, also exported as `run_training`.)
+_LAZY = {"TrainConfig": ("qmczoo.engine.config", "TrainConfig"), "VMC": ("qmczoo.engine.vmc", "VMC"),
+         "run_training": ("qmczoo.runs.lifecycle", "train"), "evaluate_run": ("qmczoo.runs.evaluation", "evaluate_run"),
          "run_bench": ("qmczoo.runs.bench", "run_bench")}
 
 

@@ -17,7 +17,8 @@ from qmczoo.registry import get_ansatz
 from qmczoo.engine.sampler import init_walkers
 from qmczoo.chemistry.systems import get_system
 from qmczoo.testing import kfac_block_types, to_float64
-from qmczoo.engine.vmc import TrainConfig, VMC, run_steps
+from qmczoo.engine.config import TrainConfig
+from qmczoo.engine.vmc import VMC, run_steps
 from qmczoo.wavefunction import from_module
 
 # ------------------------------------------------------------------ KFAC curvature

@@ -17,12 +17,14 @@ import pytest
 from typer.testing import CliRunner
 
 from qmczoo import runs
+from qmczoo.runs.run_config import save_config
 
 from qmczoo.runs import checkpoint
 from qmczoo.cli import app
 from qmczoo.registry import get_ansatz
 from qmczoo.chemistry.systems import get_system
-from qmczoo.engine.vmc import VMC, TrainConfig
+from qmczoo.engine.vmc import VMC
+from qmczoo.engine.config import TrainConfig
 
 runner = CliRunner()
 FAST = ["--preset", "tiny", "--steps", "4", "--pretrain-steps", "2", "--batch-size", "16", "--eval-steps", "0",
@@ -35,7 +37,7 @@ def _make_run(folder: Path, determinants: int = 2):
     spec = get_ansatz("ferminet", "tiny", determinants=determinants)
     config = TrainConfig(steps=4, batch_size=16, optimizer="adam", pretrain_steps=2, burn_in=2, dtype="float64")
     folder.mkdir(parents=True)
-    runs._save_config(folder, system, spec, config, "bohr")
+    save_config(folder, system, spec, config, "bohr")
     state = VMC(system, spec.build(system), config).initial_state()
     checkpoint.save(folder / runs.CHECKPOINT, state, {"step": 0})
 

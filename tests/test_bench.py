@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from qmczoo import runs
 
 from qmczoo.runs import bench
+from qmczoo.runs.bench.spec import CELL_FILE
 from qmczoo.cli import app
 from qmczoo.errors import ConfigError
 
@@ -60,7 +61,7 @@ def finished_bench(tmp_path_factory):
     second = out / "cells/ferminet_determinants=2/H2/seed0"
     info = {"first_mtime": (first / "checkpoint.msgpack").stat().st_mtime_ns,
             "second_log": runs.read_log(second),
-            "second_marker": json.loads((second / bench.CELL_FILE).read_text())}
+            "second_marker": json.loads((second / CELL_FILE).read_text())}
     hows = []
     res = bench.run_bench(VARIANTS, "H2", out_dir=out, progress=False, on_cell=lambda row, how: hows.append(how),
                           **TINY)
@@ -187,7 +188,8 @@ def test_parse_duration(text, seconds):
 
 
 def test_time_budget_stops_training_then_checkpoints(tmp_path, monkeypatch):
-    from qmczoo.engine.vmc import VMC, StepStats, TrainConfig
+    from qmczoo.engine.vmc import VMC, StepStats
+    from qmczoo.engine.config import TrainConfig
 
     def slow_fake_step(self, state):  # no compilation: the budget logic alone
         time.sleep(0.05)

@@ -23,7 +23,8 @@ from qmczoo.chemistry.scans import parse_scan
 from qmczoo.chemistry.reference_curves import reference_curve
 from qmczoo.registry import get_ansatz
 from qmczoo.chemistry.systems import get_system
-from qmczoo.engine.vmc import VMC, TrainConfig
+from qmczoo.engine.vmc import VMC
+from qmczoo.engine.config import TrainConfig
 
 runner = CliRunner()
 

@@ -7,7 +7,8 @@ import pytest
 from qmczoo.engine.pretrain import run_hartree_fock, target_blocks
 from qmczoo.registry import get_ansatz
 from qmczoo.chemistry.systems import get_system
-from qmczoo.engine.vmc import TrainConfig, VMC
+from qmczoo.engine.config import TrainConfig
+from qmczoo.engine.vmc import VMC
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from qmczoo import runs
-from qmczoo.engine.vmc import TrainConfig
+from qmczoo.engine.config import TrainConfig
 
 
 def _config(steps):

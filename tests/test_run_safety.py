@@ -13,13 +13,15 @@ from flax import serialization
 from typer.testing import CliRunner
 
 from qmczoo import runs
+from qmczoo.runs.run_config import save_config
 
 from qmczoo.runs import checkpoint
 from qmczoo.cli import app
 from qmczoo.errors import ConfigError
 from qmczoo.registry import get_ansatz
 from qmczoo.chemistry.systems import get_system
-from qmczoo.engine.vmc import VMC, StepStats, TrainConfig
+from qmczoo.engine.vmc import VMC, StepStats
+from qmczoo.engine.config import TrainConfig
 from qmczoo.wavefunction import Wavefunction
 
 runner = CliRunner()
@@ -214,7 +216,7 @@ def test_config_repeats_a_run_into_a_new_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     system = get_system("H 0 0 0; H 0 0 0.74")
     (tmp_path / "old").mkdir()
-    runs._save_config(tmp_path / "old", system, get_ansatz("ferminet", "tiny", determinants=1),
+    save_config(tmp_path / "old", system, get_ansatz("ferminet", "tiny", determinants=1),
                       _config(steps=0, seed=5), "angstrom")
     result = runner.invoke(app, ["train", "--config", "old/config.yaml", "--out", "new", "--no-progress",
                                  "--eval-steps", "0"])

@@ -9,7 +9,8 @@ import pytest
 from qmczoo.engine.evaluate import evaluate
 from qmczoo.registry import get_ansatz
 from qmczoo.chemistry.systems import get_system
-from qmczoo.engine.vmc import TrainConfig, VMC, run_steps
+from qmczoo.engine.config import TrainConfig
+from qmczoo.engine.vmc import VMC, run_steps
 
 H2_EXACT = -1.174475714
 

@@ -8,7 +8,8 @@ import pytest
 from qmczoo.engine.evaluate import evaluate
 from qmczoo.registry import get_ansatz
 from qmczoo.chemistry.systems import get_system
-from qmczoo.engine.vmc import TrainConfig, VMC
+from qmczoo.engine.config import TrainConfig
+from qmczoo.engine.vmc import VMC
 from qmczoo.wavefunction import Wavefunction
 
 

@@ -177,7 +177,8 @@ def test_each_ansatz_trains_and_evaluates_through_qmczoo_train(tmp_path, name):
 def test_kfac_steps_are_accepted_with_one_electron_per_spin(options):
     """H2 (one electron per spin): a layer with a parameter that never gets a gradient (SchNet's
     same-spin filter had only the electrons' own, zero-cut pairs) made every KFAC step non-finite."""
-    from qmczoo.engine.vmc import VMC, TrainConfig
+    from qmczoo.engine.vmc import VMC
+    from qmczoo.engine.config import TrainConfig
 
     system = get_system("H2")
     name, slots = options
