@@ -108,7 +108,16 @@ def _corrupt(how):
 
 
 T = ["train", "--system", "H2", *FAST, "--out", "{work}/new"]
+E = ["train", *FAST, "--out", "{work}/new"]  # effective core potentials (issue 33)
 CASES = [
+    ("ecp-unknown-name", None, E + ["--system", "Si", "--ecp", "nonsense"], ["unknown ECP", "nonsense"]),
+    ("ecp-atom-not-covered", None, E + ["--system", "U", "--ecp", "ccecp", "--ecp-atoms", "U"],
+     ["does not cover", "U"]),
+    ("ecp-covers-no-atom", None, E + ["--system", "U", "--ecp", "ccecp"], ["does not cover", "U"]),
+    ("ecp-no-valence-electrons", None, E + ["--system", "Si", "--ecp", "ccecp", "--charge", "4"],
+     ["no valence electrons"]),
+    ("ecp-atom-not-in-system", None, E + ["--system", "Si", "--ecp", "ccecp", "--ecp-atoms", "C"], ["C", "not in"]),
+    ("ecp-atoms-without-ecp", None, E + ["--system", "Si", "--ecp-atoms", "Si"], ["--ecp"]),
     # option values of the right name but the wrong type or range
     ("set-banana", None, T + ["--set", "determinants=banana"], ["determinants", "integer", "banana"]),
     ("set-zero", None, T + ["--set", "determinants=0"], ["determinants", ">= 1", "0"]),

@@ -58,9 +58,12 @@ _SOLUTIONS: dict[tuple, HartreeFock] = {}
 def run_hartree_fock(system, basis: str = "ccpvdz") -> HartreeFock:
     """UHF for ``system`` in ``basis`` (a pyscf basis name); returns the occupied orbitals.
 
-    Cached: the same nuclei, electron counts and basis give the same object without a second SCF.
+    Cached: the same nuclei, electron counts, ECP and basis give the same object without a second SCF.
+    With an ECP (``system.ecp``) the calculation is valence-only, in the basis made for the ECP
+    where pyscf has one (:meth:`~qmczoo.chemistry.system.System.to_pyscf`).
     """
-    key = (system.symbols, system.charges, system.coords, system.n_up, system.n_down, basis)
+    key = (system.symbols, system.charges, system.coords, system.n_up, system.n_down, basis,
+           getattr(system, "ecp", None))
     if key not in _SOLUTIONS:
         _SOLUTIONS[key] = _solve_uhf(system, basis)
     return _SOLUTIONS[key]

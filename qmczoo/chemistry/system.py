@@ -10,12 +10,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from qmczoo.chemistry.elements import _atomic_number, _element, _hund_unpaired
 from qmczoo.errors import SystemSpecError
+
+if TYPE_CHECKING:
+    from qmczoo.chemistry.ecp import EffectiveCorePotential
 
 MIN_NUCLEAR_DISTANCE = 0.1
 """Smallest allowed distance between two nuclei, in bohr."""
@@ -54,6 +57,11 @@ class System:
         reference_energy: best-known total energy in hartree (from
             ``molecules.yaml``), or None.
         reference_source: where ``reference_energy`` comes from, or None.
+        ecp: an :class:`~qmczoo.chemistry.ecp.EffectiveCorePotential` that replaces the core
+            electrons of some elements, or None (all-electron). With one, ``charges`` stay the
+            atomic numbers Z (what a network uses to tell elements apart), ``n_up``/``n_down``
+            count valence electrons only, and the Hamiltonian uses ``effective_charges``
+            (Z - n_core) plus the ECP's own terms.
 
     Construction normalises the types (tuples of floats/ints, canonical element
     symbols) and validates everything; a bad value raises
@@ -68,6 +76,7 @@ class System:
     n_down: int
     reference_energy: float | None = None
     reference_source: str | None = None
+    ecp: "EffectiveCorePotential | None" = None
 
     def __post_init__(self) -> None:
         set_ = functools.partial(object.__setattr__, self)
@@ -143,6 +152,8 @@ class System:
         set_("n_down", n_down)
         set_("reference_energy", ref)
         set_("reference_source", src)
+        if self.ecp is not None:
+            _ecp_module().check_system(self)
 
     # ------------------------------------------------------------------ properties
 
@@ -157,6 +168,32 @@ class System:
         return np.array(self.charges, dtype=np.float64)
 
     @property
+    def pseudo_nuclei(self) -> tuple[bool, ...]:
+        """Per nucleus: whether an ECP replaces its core (a pseudo-nucleus), length M."""
+        if self.ecp is None:
+            return (False,) * len(self.symbols)
+        return tuple(self.ecp.for_symbol(s) is not None for s in self.symbols)
+
+    @property
+    def core_electrons(self) -> tuple[int, ...]:
+        """Core electrons the ECP removes at each nucleus (0 where none), length M."""
+        if self.ecp is None:
+            return (0,) * len(self.symbols)
+        return tuple(0 if self.ecp.for_symbol(s) is None else self.ecp.for_symbol(s).n_core for s in self.symbols)
+
+    @property
+    def effective_charges(self) -> np.ndarray:
+        """Charges the valence electrons see, ``Z - n_core`` per nucleus, a new float64 array [M]
+        (equal to :attr:`atomic_charges` without an ECP)."""
+        return self.atomic_charges - np.asarray(self.core_electrons, dtype=np.float64)
+
+    @property
+    def cusp_charges(self) -> np.ndarray:
+        """Kato's electron–nuclear cusp of each nucleus, float64 [M]: ``Z`` at an all-electron
+        nucleus, 0 at a pseudo-nucleus (an ECP's potential is finite there: no cusp)."""
+        return np.where(self.pseudo_nuclei, 0.0, self.atomic_charges)
+
+    @property
     def n_electrons(self) -> int:
         """Total number of electrons, ``n_up + n_down``."""
         return self.n_up + self.n_down
@@ -168,8 +205,8 @@ class System:
 
     @property
     def charge(self) -> int:
-        """Net molecular charge, ``round(sum Z) - n_electrons``."""
-        return int(round(sum(self.charges))) - self.n_electrons
+        """Net molecular charge, ``round(sum Z_eff) - n_electrons`` (``Z_eff = Z`` without an ECP)."""
+        return int(round(sum(self.charges))) - sum(self.core_electrons) - self.n_electrons
 
     @property
     def spin(self) -> int:
@@ -178,9 +215,10 @@ class System:
 
     @property
     def nuclear_repulsion(self) -> float:
-        """Nuclear repulsion energy ``sum_{I<J} Z_I Z_J / |R_I - R_J|`` in hartree (0 for one atom)."""
+        """Nuclear repulsion energy ``sum_{I<J} Z_I Z_J / |R_I - R_J|`` in hartree (0 for one atom),
+        with the effective charges of pseudo-nuclei."""
         pos = self.positions
-        z = self.atomic_charges
+        z = self.effective_charges
         i, j = np.triu_indices(len(z), k=1)
         if len(i) == 0:
             return 0.0
@@ -214,12 +252,15 @@ class System:
            N2 (5, 2), (2, 5) and an H chain alternates up/down. If that is not
            enough, single electrons are flipped on the atoms with most of the
            excess spin.
+
+        With an ECP, an atom starts with its valence electrons ``Z - n_core``, with the unpaired
+        electrons of the neutral atom (its core is closed).
         """
         m = self.n_nuclei
-        zs = [max(0, int(round(z))) for z in self.charges]
+        zs = [max(0, int(round(z)) - core) for z, core in zip(self.charges, self.core_electrons)]
         up, down = [], []
-        for z in zs:
-            u = _hund_unpaired(z)
+        for z, z_atom in zip(zs, self.charges):
+            u = min(_hund_unpaired(max(0, int(round(z_atom)))), z)
             up.append((z + u) // 2)
             down.append((z - u) // 2)
 
@@ -267,11 +308,13 @@ class System:
         """Build a pyscf ``gto.Mole`` of this system.
 
         Args:
-            basis: any basis pyscf accepts (name or dict), default ``"ccpvdz"``.
+            basis: any basis pyscf accepts (name or dict), default ``"ccpvdz"``. With an ECP, a
+                basis name is replaced on the pseudo-atoms by the basis made for the ECP where
+                pyscf has one (``ccpvdz`` -> ``ccecp-cc-pVDZ``, :func:`~qmczoo.chemistry.ecp.basis_for`).
 
         Returns:
             A built ``pyscf.gto.Mole`` with coordinates in bohr (``unit="Bohr"``),
-            ``charge = self.charge``, ``spin = n_up - n_down`` and ``verbose=0``.
+            ``charge = self.charge``, ``spin = n_up - n_down``, ``verbose=0`` and the ECP, if any.
 
         Raises:
             SystemSpecError: if pyscf cannot build the molecule (e.g. the basis
@@ -286,9 +329,15 @@ class System:
                     f"to_pyscf needs standard nuclear charges, but atom {i + 1} ({s}) has Z={_fmt(z)}"
                 )
         atoms = [(s, tuple(c)) for s, c in zip(self.symbols, self.coords)]
+        extra = {}
+        if self.ecp is not None:
+            from qmczoo.chemistry.ecp import basis_for
+
+            basis = basis_for(self, basis)
+            extra["ecp"] = self.ecp.to_pyscf()
         try:
             return gto.M(
-                atom=atoms, unit="Bohr", basis=basis, charge=self.charge, spin=self.spin, verbose=0
+                atom=atoms, unit="Bohr", basis=basis, charge=self.charge, spin=self.spin, verbose=0, **extra
             )
         except Exception as exc:  # pyscf raises many kinds (RuntimeError, KeyError, ...)
             raise SystemSpecError(
@@ -302,6 +351,9 @@ class System:
         text = f"{self.name}: {nuc}, {ele} ({self.n_up} up, {self.n_down} down)"
         if self.charge:
             text += f", charge {self.charge:+d}"
+        if self.ecp is not None:
+            core = sum(self.core_electrons)
+            text += f", ECP {self.ecp.name} on {', '.join(self.ecp.symbols)} ({core} core electrons removed)"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -309,9 +361,10 @@ class System:
 
         Keys: name, symbols (list[str]), charges (list[float]), coords
         (list of [x, y, z] in bohr), n_up, n_down, reference_energy,
-        reference_source. Inverse of :meth:`from_dict`.
+        reference_source, and ``ecp`` (the potential's data) only for a system with an
+        ECP. Inverse of :meth:`from_dict`.
         """
-        return {
+        out = {
             "name": self.name,
             "symbols": list(self.symbols),
             "charges": [float(z) for z in self.charges],
@@ -321,6 +374,9 @@ class System:
             "reference_energy": self.reference_energy,
             "reference_source": self.reference_source,
         }
+        if self.ecp is not None:
+            out["ecp"] = self.ecp.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "System":
@@ -328,11 +384,12 @@ class System:
 
         Required keys: symbols, coords (bohr), n_up, n_down. Optional: name
         (default ``"custom"``), charges (default: the elements' atomic numbers),
-        reference_energy, reference_source. Unknown keys raise SystemSpecError.
+        reference_energy, reference_source, ecp. Unknown keys raise SystemSpecError.
         """
         if not isinstance(d, Mapping):
             raise SystemSpecError(f"a system dictionary must be a mapping, got {type(d).__name__}")
-        allowed = {"name", "symbols", "charges", "coords", "n_up", "n_down", "reference_energy", "reference_source"}
+        allowed = {"name", "symbols", "charges", "coords", "n_up", "n_down", "reference_energy", "reference_source",
+                   "ecp"}
         unknown = sorted(set(d) - allowed, key=str)
         if unknown:
             raise SystemSpecError(f"unknown key(s) {unknown} in system dictionary; allowed: {sorted(allowed)}")
@@ -356,7 +413,14 @@ class System:
             n_down=d["n_down"],
             reference_energy=d.get("reference_energy"),
             reference_source=d.get("reference_source"),
+            ecp=None if d.get("ecp") is None else _ecp_module().EffectiveCorePotential.from_dict(d["ecp"]),
         )
+
+
+def _ecp_module():
+    from qmczoo.chemistry import ecp
+
+    return ecp
 
 
 def _check_distances(symbols: Sequence[str], pos: np.ndarray) -> None:

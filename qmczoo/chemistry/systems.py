@@ -147,6 +147,10 @@ def _from_named(entry: Mapping[str, Any], charge: int, spin: int | None) -> Syst
     if spin is None and new_charge == own_charge:
         spin = own_spin
     system = _build(entry["name"], atoms, 1.0, new_charge, spin)
+    if entry.get("ecp") is not None:  # a named valence-only system (charge and spin: of the valence electrons)
+        from qmczoo.chemistry.ecp import apply_ecp
+
+        system = apply_ecp(system, entry["ecp"], entry.get("ecp_atoms"))
     if system.charge == own_charge and system.spin == own_spin and ref.get("energy") is not None:
         # Same electronic state as the file's entry: keep its reference energy.
         system = dataclasses.replace(
@@ -162,17 +166,17 @@ def _from_mole(mol: Any) -> System:
             mol.build()
         if mol.natm == 0:
             raise SystemSpecError("empty specification: the pyscf molecule has no atoms")
-        if mol.has_ecp():
-            raise SystemSpecError("pyscf molecules with effective core potentials are not supported (all-electron only)")
         symbols = [mol.atom_pure_symbol(i) for i in range(mol.natm)]
         coords = np.asarray(mol.atom_coords(unit="Bohr"), dtype=np.float64)
         n_up, n_down = (int(n) for n in mol.nelec)
+        ecp = _ecp_of_mole(mol) if mol.has_ecp() else None
     except SystemSpecError:
         raise
     except Exception as exc:
         raise SystemSpecError(f"cannot read pyscf molecule: {type(exc).__name__}: {exc}") from exc
     symbols = [_element(s, f" in atom {i + 1}") for i, s in enumerate(symbols)]
     return System(
+        ecp=ecp,
         name="custom",
         symbols=tuple(symbols),
         charges=tuple(float(_atomic_number(s)) for s in symbols),
@@ -180,6 +184,61 @@ def _from_mole(mol: Any) -> System:
         n_up=n_up,
         n_down=n_down,
     )
+
+
+def _ecp_of_mole(mol: Any):
+    """The :class:`~qmczoo.chemistry.ecp.EffectiveCorePotential` of a built pyscf ``Mole`` (one per element)."""
+    from qmczoo.chemistry.ecp import AtomPotential, EffectiveCorePotential
+
+    by_symbol: dict[str, AtomPotential] = {}
+    for i in range(mol.natm):
+        symbol = _element(mol.atom_pure_symbol(i))
+        data = mol._ecp.get(mol.atom_symbol(i), mol._ecp.get(symbol))
+        if not data:
+            continue
+        atom = AtomPotential.from_pyscf(symbol, data)
+        if by_symbol.setdefault(symbol, atom) != atom:
+            raise SystemSpecError(f"the pyscf molecule gives two {symbol} atoms different ECPs (qmczoo needs one per element)")
+    name = mol.ecp if isinstance(mol.ecp, str) else "custom"
+    return EffectiveCorePotential(name=name, atoms=tuple(by_symbol.values()))
+
+
+def _with_ecp(system: System, ecp: Any, ecp_atoms: Any) -> System:
+    """``system`` with the ECP ``ecp`` on ``ecp_atoms`` (None: every atom with a core it covers), and
+    the reference energy of a named valence-only system in the same state, if there is one."""
+    if ecp is None:
+        if ecp_atoms is not None:
+            raise SystemSpecError("ECP atoms given without an ECP: name one too (--ecp ccecp)")
+        return system
+    from qmczoo.chemistry.ecp import apply_ecp, parse_atoms
+
+    if system.ecp is not None:
+        atoms = parse_atoms(ecp_atoms)
+        if str(ecp).strip().casefold() == system.ecp.name.casefold() and (
+                atoms is None or set(atoms) == set(system.ecp.symbols)):
+            return system
+        raise SystemSpecError(f"{system.name} already carries the ECP {system.ecp.name!r} on "
+                              f"{', '.join(system.ecp.symbols)}; drop --ecp/--ecp-atoms or use the all-electron system")
+    return _named_reference(apply_ecp(system, ecp, ecp_atoms))
+
+
+def _named_reference(system: System) -> System:
+    """``system`` with the reference energy of the named valence-only system (``molecules.yaml``
+    entries with an ``ecp``) of the same nuclei, ECP and electrons, if any."""
+    from qmczoo.chemistry.molecules import _molecules
+
+    for entry in _molecules().values():
+        if not entry.get("ecp") or str(entry["ecp"]).casefold() != system.ecp.name.casefold():
+            continue
+        symbols = tuple(_element(a[0]) for a in entry["atoms"])
+        if symbols != system.symbols:
+            continue
+        named = _from_named(entry, 0, None)
+        if (np.allclose(named.positions, system.positions, atol=1e-8) and named.ecp == system.ecp
+                and (named.n_up, named.n_down) == (system.n_up, system.n_down)):
+            return dataclasses.replace(system, reference_energy=named.reference_energy,
+                                       reference_source=named.reference_source)
+    return system
 
 
 def _is_pyscf_mole(obj: Any) -> bool:
@@ -190,7 +249,8 @@ def _is_pyscf_mole(obj: Any) -> bool:
     return isinstance(obj, gto.Mole)
 
 
-def get_system(spec: Any, *, charge: int = 0, spin: int | None = None, unit: str | None = None) -> System:
+def get_system(spec: Any, *, charge: int = 0, spin: int | None = None, unit: str | None = None,
+               ecp: str | None = None, ecp_atoms: Any = None) -> System:
     """Build a :class:`System` from a specification.
 
     Args:
@@ -225,6 +285,12 @@ def get_system(spec: Any, *, charge: int = 0, spin: int | None = None, unit: str
             molecules are defined in bohr whatever ``unit`` says. A distance between two
             nuclei too short for a bond in the unit in force gives a :class:`GeometryWarning`
             (e.g. ``"H 0 0 0; H 0 0 0.74", unit="bohr"``).
+        ecp: an effective core potential, by pyscf name (``"ccecp"``) or file in pyscf's format:
+            the valence-only system (:func:`~qmczoo.chemistry.ecp.apply_ecp`; charge and spin as
+            given, core electrons removed). Its reference energy is the one of a named
+            valence-only system (e.g. ``Si_ccECP``) in the same state, if there is one.
+        ecp_atoms: the elements that get the ECP (``"Si,C"`` or a list); None: every atom the
+            ECP covers that has core electrons.
 
     Returns:
         A validated, immutable System (nuclear positions in bohr).
@@ -233,17 +299,23 @@ def get_system(spec: Any, *, charge: int = 0, spin: int | None = None, unit: str
         SystemSpecError: with a one-line message naming the problem and the value,
             for an unknown element or name, an unparsable line or coordinate, an empty
             specification, a non-positive electron count, an impossible spin, nuclei
-            closer than 0.1 bohr, a bad unit or a non-finite coordinate.
+            closer than 0.1 bohr, a bad unit or a non-finite coordinate; an unknown ECP, an atom
+            it does not cover, or a charge that leaves no valence electrons.
     """
-    return read_system(spec, charge=charge, spin=spin, unit=unit)[0]
+    return read_system(spec, charge=charge, spin=spin, unit=unit, ecp=ecp, ecp_atoms=ecp_atoms)[0]
 
 
 def read_system(spec: Any, *, charge: int = 0, spin: int | None = None,
-                unit: str | None = None) -> tuple[System, str]:
+                unit: str | None = None, ecp: str | None = None, ecp_atoms: Any = None) -> tuple[System, str]:
     """:func:`get_system`, plus the unit the specification was read in (``"bohr"`` or ``"angstrom"``).
 
     Named molecules, elements, dicts, Systems and pyscf molecules count as read in bohr.
     """
+    system, unit_read = _read_system(spec, charge=charge, spin=spin, unit=unit)
+    return _with_ecp(system, ecp, ecp_atoms), unit_read
+
+
+def _read_system(spec: Any, *, charge: int, spin: int | None, unit: str | None) -> tuple[System, str]:
     unit_name = canonical_unit(DEFAULT_COORDINATE_UNIT if unit is None else unit)
     scale = unit_to_bohr(unit_name)
     if isinstance(spec, System):

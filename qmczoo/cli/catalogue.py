@@ -7,6 +7,26 @@ import typer
 from qmczoo.cli.app import _claims_text, _friendly, _one_line, _options_text, app
 
 
+def _system_info(s) -> None:
+    """What ``qmczoo info MOLECULE`` prints: electrons, geometry, ECP and reference energy."""
+    typer.echo(s.describe())
+    for sym, xyz in zip(s.symbols, s.coords):
+        typer.echo(f"  {sym:<2} {xyz[0]:>12.6f} {xyz[1]:>12.6f} {xyz[2]:>12.6f}  (bohr)")
+    if s.ecp is not None:
+        from qmczoo.chemistry.ecp import basis_for
+
+        for symbol in s.ecp.symbols:
+            atom = s.ecp.for_symbol(symbol)
+            channels = "spdfghi"[: len(atom.nonlocal_)] or "none"
+            typer.echo(f"ECP {s.ecp.name} on {symbol}: {atom.n_core} core electrons, effective charge "
+                       f"{atom.effective_charge}, nonlocal channels {channels}")
+        typer.echo(f"valence electrons: {s.n_electrons} ({s.n_up} up, {s.n_down} down); Hartree-Fock basis for "
+                   f"ccpvdz: {basis_for(s, 'ccpvdz')}")
+    if s.reference_energy is not None:
+        what = "valence-only reference energy" if s.ecp is not None else "reference energy"
+        typer.echo(f"{what}: {s.reference_energy} Ha ({s.reference_source})")
+
+
 @app.command("list")
 @_friendly
 def list_cmd(systems: bool = typer.Option(False, "--systems", help="Also list the named molecules."),
@@ -45,15 +65,20 @@ def list_cmd(systems: bool = typer.Option(False, "--systems", help="Also list th
         for name in molecule_names():
             s = get_system(name)
             ref = f"{s.reference_energy:.6f}" if s.reference_energy is not None else "-"
-            t.add_row(name, f"{s.n_electrons} ({s.n_up}↑ {s.n_down}↓)", ref)
+            valence = f", valence ({s.ecp.name})" if s.ecp is not None else ""
+            t.add_row(name, f"{s.n_electrons} ({s.n_up}↑ {s.n_down}↓){valence}", ref)
         console.print(t)
 
 
 @app.command()
 @_friendly
-def info(name: str = typer.Argument(..., help="An ansatz, a layer or a named molecule.")):
+def info(name: str = typer.Argument(..., help="An ansatz, a layer or a named molecule."),
+         ecp: str = typer.Option(None, "--ecp", help="With a molecule: the valence-only system under this "
+                                                     "effective core potential (e.g. ccecp)."),
+         ecp_atoms: str = typer.Option(None, "--ecp-atoms", help="Elements that get the ECP, e.g. Si,C.")):
     """Show what the registry knows about NAME: an ansatz's slots and fillers, options, presets
-    and paper; a layer's slot, claims and options; a molecule's geometry and reference energy."""
+    and paper; a layer's slot, claims and options; a molecule's geometry and reference energy
+    (with --ecp: its valence electrons, the ECP and the matching basis)."""
     from qmczoo.errors import ConfigError
     from qmczoo.registry import entry, get_ansatz, list_ansatze
 
@@ -61,18 +86,12 @@ def info(name: str = typer.Argument(..., help="An ansatz, a layer or a named mol
         kind, e = entry(name)
     except ConfigError:
         from qmczoo.chemistry.systems import get_system
-        from qmczoo.errors import SystemSpecError
 
-        try:
-            s = get_system(name)
-        except SystemSpecError:
-            raise
-        typer.echo(s.describe())
-        for sym, xyz in zip(s.symbols, s.coords):
-            typer.echo(f"  {sym:<2} {xyz[0]:>12.6f} {xyz[1]:>12.6f} {xyz[2]:>12.6f}  (bohr)")
-        if s.reference_energy is not None:
-            typer.echo(f"reference energy: {s.reference_energy} Ha ({s.reference_source})")
+        _system_info(get_system(name, ecp=ecp, ecp_atoms=ecp_atoms))
         return
+    if ecp is not None or ecp_atoms is not None:
+        raise ConfigError(f"--ecp and --ecp-atoms describe a molecule; {name!r} is an "
+                          f"{'ansatz' if kind == 'ansatze' else 'layer'}")
     factory = e.get("factory")
     factory = factory if isinstance(factory, str) else f"{factory.__module__}:{factory.__qualname__}"
     typer.echo(f"{name} ({'ansatz' if kind == 'ansatze' else 'layer'}): {_one_line(e.get('description'))}")

@@ -22,7 +22,7 @@ def _default_out(system: str, ansatz: str) -> Path:
 # the defaults of `qmczoo train`; the options default to None so that an explicit flag can be
 # told apart from a default (needed to refuse flags that conflict with --resume / --config)
 TRAIN_DEFAULTS = dict(system=defaults.SYSTEM, ansatz=defaults.ANSATZ, preset=defaults.PRESET, charge=0, spin=None,
-                      unit=None, lr=None, **RUN_DEFAULTS)
+                      unit=None, ecp=None, ecp_atoms=None, lr=None, **RUN_DEFAULTS)
 # CLI option -> TrainConfig field
 _TRAIN_FIELDS = dict(steps="steps", seed="seed", batch_size="batch_size", optimizer="optimizer", lr="learning_rate",
                      pretrain_steps="pretrain_steps", mcmc_steps="mcmc_steps", burn_in="burn_in",
@@ -45,9 +45,9 @@ def _conflicts(given: dict, stored_system, stored_spec, stored_config, allowed: 
     from qmczoo.registry import get_ansatz, parse_overrides
 
     out = []
-    system_keys = [k for k in ("system", "charge", "spin", "unit") if given.get(k) is not None]
+    system_keys = [k for k in ("system", "charge", "spin", "unit", "ecp", "ecp_atoms") if given.get(k) is not None]
     if system_keys:
-        kw = {k: given[k] for k in ("charge", "spin", "unit") if given.get(k) is not None}
+        kw = {k: given[k] for k in ("charge", "spin", "unit", "ecp", "ecp_atoms") if given.get(k) is not None}
         spec = given.get("system") or stored_system
         try:
             same = get_system(spec, **kw) == stored_system
@@ -101,6 +101,12 @@ def train(
     unit: Optional[str] = typer.Option(None, "--unit", show_default=False,
                                        help="Unit of an xyz/inline geometry: angstrom (default, as in xyz files "
                                             "and pyscf) or bohr. Named molecules are in bohr."),
+    ecp: Optional[str] = typer.Option(None, "--ecp", show_default=False,
+                                      help="Effective core potential: a pyscf name (ccecp, bfd, ...) or a file in "
+                                           "pyscf's ECP format; valence electrons only (default: all-electron)."),
+    ecp_atoms: Optional[str] = typer.Option(None, "--ecp-atoms", show_default=False,
+                                            help="Elements that get the ECP, e.g. Si,C (default: every atom it "
+                                                 "covers that has core electrons)."),
     set_: List[str] = typer.Option([], "--set", help="Override an ansatz option: key=value (repeatable)."),
     scan: Optional[str] = typer.Option(None, "--scan", show_default=False,
                                        help="Train on several geometries at once (--ansatz pesnet): NAME=START:STOP:COUNT "
@@ -151,7 +157,7 @@ def train(
     from qmczoo.registry import get_ansatz, parse_overrides
 
     given = dict(system=system, ansatz=ansatz, preset=preset, steps=steps, seed=seed, charge=charge, spin=spin,
-                 unit=unit, set_=set_, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                 unit=unit, ecp=ecp, ecp_atoms=ecp_atoms, set_=set_, batch_size=batch_size, optimizer=optimizer, lr=lr,
                  pretrain_steps=pretrain_steps, mcmc_steps=mcmc_steps, burn_in=burn_in, laplacian=laplacian,
                  dtype=dtype, checkpoint_every=checkpoint_every, monitor_walkers=monitor_walkers,
                  monitor_every=monitor_every)
@@ -199,7 +205,8 @@ def train(
                               "(or continue that run with --resume)")
     else:
         sys_obj, unit_read = _capture_geometry_warnings(read_system, value["system"], charge=value["charge"],
-                                                        spin=value["spin"], unit=value["unit"])
+                                                        spin=value["spin"], unit=value["unit"], ecp=value["ecp"],
+                                                        ecp_atoms=value["ecp_atoms"])
         config = TrainConfig(steps=value["steps"], batch_size=value["batch_size"], optimizer=value["optimizer"],
                              learning_rate=value["lr"], mcmc_steps=value["mcmc_steps"], burn_in=value["burn_in"],
                              pretrain_steps=value["pretrain_steps"], laplacian=value["laplacian"],

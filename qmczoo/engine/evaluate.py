@@ -61,7 +61,7 @@ def make_sampling_step(vmc):
     @jax.jit
     def sample(params, walkers, key):
         walkers = mcmc(params, walkers, key, vmc.R)
-        e_l = vmc.batch_local_energy(params, walkers.r, vmc.R)
+        e_l = vmc.batch_local_energy(params, walkers.r, vmc.R, *vmc.local_energy_key(key))
         if vmc.R.ndim == 2:
             return walkers, jnp.mean(e_l), jnp.var(e_l)
         grouped = e_l.reshape(vmc.R.shape[0], -1)  # walkers grouped by geometry: [G, b]

@@ -104,15 +104,26 @@ def map_in_chunks(fn, chunk_size: int | None):
     return chunked
 
 
-def make_batch_local_energy(wf, charges, method: str = "folx", chunk_size: int | None = None):
+def make_batch_local_energy(wf, charges, method: str = "folx", chunk_size: int | None = None,
+                            pseudopotential=None):
     """``E_L(params, r [B,N,3], R) -> [B]`` for a :class:`~qmczoo.wavefunction.Wavefunction`.
 
     ``R`` is one geometry ``[M, 3]`` or ``G`` grouped geometries ``[G, M, 3]``
     (:func:`~qmczoo.wavefunction.per_geometry`). An ansatz with a per-geometry stage runs it
     once per geometry; the Laplacian goes through the electron stage only. Walkers are
     evaluated ``chunk_size`` at a time (:func:`map_in_chunks`; ``None``: all at once).
+
+    With ``pseudopotential`` (:class:`~qmczoo.engine.pseudopotential.PseudopotentialTerms` of a
+    system with an ECP; ``charges`` then the effective charges) the result is
+    ``E_L(params, r, R, key) -> [B]``: the ECP's nonlocal term needs a random key
+    (:func:`~qmczoo.engine.pseudopotential.make_batch_local_energy_with_ecp`).
     """
     from qmczoo.wavefunction import per_geometry
+
+    if pseudopotential is not None:
+        from qmczoo.engine.pseudopotential import make_batch_local_energy_with_ecp
+
+        return make_batch_local_energy_with_ecp(wf, charges, pseudopotential, method, chunk_size)
 
     if not wf.has_geometry_stage:
         local_energy = make_local_energy(wf.log_psi, charges, method)

@@ -50,7 +50,7 @@ def clip_local_energy(e_l: jnp.ndarray, scale: float, centre: str = "median") ->
 
 
 def make_energy_loss(batch_log_psi: Callable, batch_local_energy: Callable, clip_scale: float = 5.0,
-                     clip_centre: str = "median"):
+                     clip_centre: str = "median", local_energy_key: bool = False):
     """Build ``loss(params, key, batch) -> (energy, EnergyStats)``.
 
     Args:
@@ -60,15 +60,18 @@ def make_energy_loss(batch_log_psi: Callable, batch_local_energy: Callable, clip
       clip_scale: width of the clipping window for the gradient, in mean absolute
         deviations around its centre.
       clip_centre: ``"median"`` or ``"mean"`` of the batch's local energies (per geometry).
+      local_energy_key: ``batch_local_energy`` takes ``key`` as a fourth argument (a system with
+        an ECP: the rotations of its quadrature).
 
     ``batch`` is the tuple ``(r [B,N,3], R)`` with ``R`` one geometry ``[M,3]`` or grouped
-    geometries ``[G,M,3]``; ``key`` is unused (kfac-jax's signature).
+    geometries ``[G,M,3]``; ``key`` is used only with ``local_energy_key`` (else it is there for
+    kfac-jax's signature).
     """
 
     @jax.custom_jvp
     def loss(params, key, batch):
         r, R = batch
-        e_l = batch_local_energy(params, r, R)
+        e_l = batch_local_energy(params, r, R, key) if local_energy_key else batch_local_energy(params, r, R)
         if R.ndim == 2:
             energy = jnp.mean(e_l)
             variance = jnp.mean((e_l - energy) ** 2)

@@ -24,6 +24,7 @@ from qmczoo.engine.background import BackgroundWork
 from qmczoo.engine.config import DEFAULT_LEARNING_RATE, OPTIMIZERS, TrainConfig  # noqa: F401  (re-exported)
 from qmczoo.engine.hamiltonian import default_chunk_size, make_batch_local_energy
 from qmczoo.engine.loss import make_energy_loss
+from qmczoo.engine.pseudopotential import PseudopotentialTerms
 from qmczoo.engine.sampler import WalkerState, init_walkers, make_mcmc, psi_squared
 from qmczoo.engine.threads import limit_blas_threads
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 # fold_in tags of the non-step phases (optimisation steps use fold_in(key, step))
 _PRETRAIN, _PRETRAIN_OPT, _BURN_IN, _MONITOR = 2**31 + 1, 2**31 + 2, 2**31 + 3, 2**31 + 4
 EVALUATION_KEY_TAG = 2**31 + 7  # fold_in tag of the key an evaluation after training uses
+ECP_QUADRATURE_TAG = 2**31 + 11  # fold_in tag of the rotations of an ECP's quadrature (monitor, evaluation)
 
 
 @flax.struct.dataclass
@@ -107,11 +109,14 @@ class VMC:
             self.R = jnp.asarray(self.geometries, self.dtype)
             self.batch_size = self.n_geometries * walkers_per_geometry(config.batch_size, self.n_geometries)
             self.monitor_walkers = self.n_geometries * walkers_per_geometry(config.monitor_walkers, self.n_geometries)
+        # with an ECP: effective charges, the ECP's terms, and a local energy that takes a key
+        self.pseudopotential = PseudopotentialTerms.from_system(system)
         self.batch_local_energy = make_batch_local_energy(
-            wf, np.asarray(system.charges), config.laplacian,
-            chunk_size=config.local_energy_chunk or default_chunk_size(system.n_electrons))
+            wf, system.effective_charges, config.laplacian,
+            chunk_size=config.local_energy_chunk or default_chunk_size(system.n_electrons),
+            pseudopotential=self.pseudopotential)
         self.loss = make_energy_loss(wf.gradient_log_psi, self.batch_local_energy, config.clip_scale,
-                                     config.clip_centre)
+                                     config.clip_centre, local_energy_key=self.pseudopotential is not None)
         self.mcmc = jax.jit(make_mcmc(psi_squared(wf.batch_log_psi), config.mcmc_steps,
                                       config.target_acceptance))
         self._monitor_step = jax.jit(self._make_monitor_step())
@@ -170,9 +175,15 @@ class VMC:
 
         def monitor_step(params, walkers, key, R):
             walkers = mcmc(params, walkers, key, R)
-            return walkers, jnp.mean(self.batch_local_energy(params, walkers.r, R))
+            return walkers, jnp.mean(self.batch_local_energy(params, walkers.r, R, *self.local_energy_key(key)))
 
         return monitor_step
+
+    def local_energy_key(self, key) -> tuple:
+        """The extra arguments of :attr:`batch_local_energy` in a function keyed by ``key``: none for
+        an all-electron system (so its programs stay as they were); with an ECP, the key of the
+        quadrature's rotations, folded from ``key`` (independent of the moves drawn from ``key``)."""
+        return () if self.pseudopotential is None else (jax.random.fold_in(key, ECP_QUADRATURE_TAG),)
 
     # -- state ------------------------------------------------------------------------
     @property

@@ -13,7 +13,8 @@ permutation invariant, and zero far apart):
   cusps, exactly, whatever ``a``.
 * :class:`ElectronNuclearCuspJastrow`: ``J = sum_{i,I} Z_I a_I^2 / (a_I + r_iI)`` with a learned
   length ``a_I`` per nucleus; ``dJ/dr_iI`` at ``r_iI = 0`` is ``-Z_I``, Kato's
-  electron–nuclear cusp, exactly.
+  electron–nuclear cusp, exactly. At a pseudo-nucleus (an effective core potential, finite at
+  the nucleus) there is no cusp: the model hands over ``cusp_charges`` with 0 there.
 * :class:`CuspJastrow`: the sum of both.
 
 The whole ansatz has these cusps only if the rest of it is smooth at coalescence: FermiNet's
@@ -82,6 +83,8 @@ class ElectronNuclearCuspJastrow(nn.Module):
 
     Attributes:
       charges: nuclear charges ``Z_I``, one per nucleus (the order of ``R``).
+      cusp_charges: the cusp of each nucleus where it differs from its charge (``System.cusp_charges``:
+        0 at a pseudo-nucleus), or None (the charges).
 
     Parameters: ``log_alpha`` ``[M]`` (``a_I = exp(.)``, init 0, i.e. ``a_I = 1`` bohr).
 
@@ -90,6 +93,7 @@ class ElectronNuclearCuspJastrow(nn.Module):
     """
 
     charges: Sequence[float]
+    cusp_charges: Optional[Sequence[float]] = None
 
     @nn.compact
     def __call__(self, features: ElectronFeatures, embedding: Optional[EmbeddingOutput] = None) -> jnp.ndarray:
@@ -97,7 +101,7 @@ class ElectronNuclearCuspJastrow(nn.Module):
         m = dist.shape[1]
         if len(self.charges) != m:
             raise ValueError(f"ElectronNuclearCuspJastrow: {len(self.charges)} charges for {m} nuclei")
-        z = jnp.asarray(self.charges, dtype=dist.dtype)
+        z = jnp.asarray(self.charges if self.cusp_charges is None else self.cusp_charges, dtype=dist.dtype)
         log_alpha = tracked_parameter(self.param("log_alpha", nn.initializers.zeros, (m,)), dist)
         alpha = jnp.exp(log_alpha)
         return jnp.sum(z * alpha**2 / (alpha + dist))
@@ -109,17 +113,20 @@ class CuspJastrow(nn.Module):
     Attributes:
       n_up: number of spin-up electrons.
       charges: nuclear charges, one per nucleus.
+      cusp_charges: as :class:`ElectronNuclearCuspJastrow` (0 at a pseudo-nucleus), or None.
 
     Submodules ``ee`` and ``en``. Call: ``(features, embedding)`` -> scalar.
     """
 
     n_up: int
     charges: Sequence[float]
+    cusp_charges: Optional[Sequence[float]] = None
 
     @nn.compact
     def __call__(self, features: ElectronFeatures, embedding: Optional[EmbeddingOutput] = None) -> jnp.ndarray:
         ee = ElectronElectronCuspJastrow(n_up=self.n_up, name="ee")(features, embedding)
-        en = ElectronNuclearCuspJastrow(charges=tuple(self.charges), name="en")(features, embedding)
+        cusps = None if self.cusp_charges is None else tuple(self.cusp_charges)
+        en = ElectronNuclearCuspJastrow(charges=tuple(self.charges), cusp_charges=cusps, name="en")(features, embedding)
         return ee + en
 
 

@@ -8,6 +8,8 @@ and builds it with :meth:`Layer.build`, handing over the *context* that the slot
 dataclass fields (a flax module) or keyword parameters (a function); it gets only those.
 
 Every call is on ONE configuration (no batch axis). Electrons are ordered spin-up first.
+``charges`` are the atomic numbers Z (also with an effective core potential); ``cusp_charges``
+is None, or, for a system with pseudo-nuclei, Kato's cusp of each nucleus (0 at a pseudo-nucleus).
 
 ======================  =====================================  ===================================
 slot                    call                                   context a model hands over
@@ -23,7 +25,8 @@ baseline                ``m(features) -> (up [n_up,n_up], down [n_down,n_down])`
                                                                ``hartree_fock, n_up, n_down``
 backflow                ``m(h [n,D], phi [n,P]) -> [K,n,P]``    ``determinants, n_up``
 antisymmetrizer         ``m(blocks) -> (sign, log|psi|)``       ``determinants``
-jastrow                 ``m(features, embedding) -> scalar``    ``n_up, n_down, charges``
+jastrow                 ``m(features, embedding) -> scalar``    ``n_up, n_down, charges,
+                                                               cusp_charges``
 geometry_encoder        ``m(R [M,3]) -> NuclearEmbedding``      ``charges``
 ======================  =====================================  ===================================
 
@@ -180,7 +183,7 @@ SLOTS: dict[str, SlotInfo] = {s.name: s for s in (
     SlotInfo("baseline", Baseline, "fixed reference orbitals (Hartree-Fock in JAX)", ("hartree_fock", "n_up", "n_down")),
     SlotInfo("backflow", Backflow, "corrections of baseline orbitals by the embedding", ("determinants", "n_up")),
     SlotInfo("antisymmetrizer", Antisymmetrizer, "sign and log|psi| from the matrices", ("determinants",)),
-    SlotInfo("jastrow", Jastrow, "symmetric log-factor added to log|psi|", ("n_up", "n_down", "charges")),
+    SlotInfo("jastrow", Jastrow, "symmetric log-factor added to log|psi|", ("n_up", "n_down", "charges", "cusp_charges")),
     SlotInfo("geometry_encoder", GeometryEncoderSlot, "maps nuclear geometry (Z, R) to per-nucleus and global vectors",
              ("charges",)),
 )}

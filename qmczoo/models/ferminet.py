@@ -31,6 +31,8 @@ class FermiNet(nn.Module):
       envelope_initial: initial envelope values fitted to HF orbitals (see
         :class:`~qmczoo.layers.orbitals.OrbitalMatrices`), or ``None``.
       frame: a static molecular-frame kind handed to the features filler (``pesnet_features``).
+      cusp_charges: Kato's electron–nuclear cusp per nucleus where it is not the charge (0 at a
+        pseudo-nucleus of an effective core potential), or None; handed to the Jastrow.
     """
 
     n_up: int
@@ -46,12 +48,13 @@ class FermiNet(nn.Module):
     full_det: bool = True
     envelope_initial: tuple | None = None
     frame: Any = None  # the molecular-frame kind, for a features filler that takes one (PESNet)
+    cusp_charges: tuple | None = None
 
     @nn.compact
     def _evaluate(self, r: jnp.ndarray, R: jnp.ndarray, with_psi: bool):
         context = dict(n_up=self.n_up, n_down=self.n_down, charges=self.charges, determinants=self.determinants,
                        full_det=self.full_det, envelope=self.envelope, envelope_initial=self.envelope_initial,
-                       frame=self.frame)
+                       frame=self.frame, cusp_charges=self.cusp_charges)
         features = self.features.build(**context)(r, R)
         embedding = self.embedding.build(name="embedding", **context)(features)
         blocks = self.orbital_head.build(name="orbital_matrices", **context)(embedding, features)
@@ -91,4 +94,11 @@ def make_ferminet(system, orbitals: Layer, envelope_init: str = "ones", hf_basis
     """
     return FermiNet(n_up=system.n_up, n_down=system.n_down, charges=tuple(float(z) for z in system.charges),
                     orbital_head=orbitals, envelope_initial=envelope_start_from_hf(system, envelope_init, hf_basis),
-                    **options)
+                    cusp_charges=cusp_charges_of(system), **options)
+
+
+def cusp_charges_of(system) -> tuple | None:
+    """``System.cusp_charges`` as a tuple for a system with pseudo-nuclei (0 there), else None."""
+    if not any(getattr(system, "pseudo_nuclei", ())):
+        return None
+    return tuple(float(z) for z in system.cusp_charges)

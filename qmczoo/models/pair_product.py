@@ -12,7 +12,7 @@ differ.
 from __future__ import annotations
 
 from qmczoo.layers.filler import Layer
-from qmczoo.models.ferminet import FermiNet
+from qmczoo.models.ferminet import FermiNet, cusp_charges_of
 
 
 class PairProductAnsatz(FermiNet):
@@ -28,4 +28,5 @@ class PairProductAnsatz(FermiNet):
 def make_pair_product(system, orbitals: Layer, **options) -> PairProductAnsatz:
     """Factory used by the registry (``deepwf`` and ``pair_product``); envelopes start from ones."""
     return PairProductAnsatz(n_up=system.n_up, n_down=system.n_down,
-                             charges=tuple(float(z) for z in system.charges), orbital_head=orbitals, **options)
+                             charges=tuple(float(z) for z in system.charges), orbital_head=orbitals,
+                             cusp_charges=cusp_charges_of(system), **options)

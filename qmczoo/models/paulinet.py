@@ -24,6 +24,8 @@ class PauliNet(nn.Module):
       features, embedding, baseline, antisymmetrizer: slot fillers; backflow, jastrow,
         neural_jastrow: fillers or ``None``.
       determinants: ``K``, the number of (weighted) determinants; each has its own backflow.
+      cusp_charges: Kato's electron–nuclear cusp per nucleus where it is not the charge (0 at a
+        pseudo-nucleus), or None; handed to the Jastrows.
     """
 
     n_up: int
@@ -38,11 +40,12 @@ class PauliNet(nn.Module):
     jastrow: Layer | None = None
     neural_jastrow: Layer | None = None
     determinants: int = 1
+    cusp_charges: tuple | None = None
 
     @nn.compact
     def _evaluate(self, r: jnp.ndarray, R: jnp.ndarray, with_psi: bool):
         context = dict(n_up=self.n_up, n_down=self.n_down, charges=self.charges, determinants=self.determinants,
-                       hartree_fock=self.hartree_fock)
+                       hartree_fock=self.hartree_fock, cusp_charges=self.cusp_charges)
         features = self.features.build(**context)(r, R)
         embedding = self.embedding.build(name="embedding", **context)(features)
         phi_up, phi_down = self.baseline.build(name="baseline", **context)(features)
@@ -72,8 +75,10 @@ class PauliNet(nn.Module):
 
 
 def make_paulinet(system, hf_basis: str = "ccpvdz", **options) -> PauliNet:
-    """Factory used by the registry: runs (or reuses) the UHF calculation in ``hf_basis``."""
+    """Factory used by the registry: runs (or reuses) the UHF calculation in ``hf_basis`` (with an
+    effective core potential: valence-only, in the basis made for it, e.g. ``ccecp-cc-pVDZ``)."""
     from qmczoo.chemistry.hartree_fock import run_hartree_fock
+    from qmczoo.models.ferminet import cusp_charges_of
 
     return PauliNet(n_up=system.n_up, n_down=system.n_down, charges=tuple(float(z) for z in system.charges),
-                    hartree_fock=run_hartree_fock(system, hf_basis), **options)
+                    hartree_fock=run_hartree_fock(system, hf_basis), cusp_charges=cusp_charges_of(system), **options)

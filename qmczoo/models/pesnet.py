@@ -25,7 +25,7 @@ import numpy as np
 from qmczoo.layers import geometry_params
 from qmczoo.layers.curvature import Dense
 from qmczoo.layers.filler import Layer
-from qmczoo.models.ferminet import FermiNet
+from qmczoo.models.ferminet import FermiNet, cusp_charges_of
 from qmczoo.wavefunction import GeometryAnsatz
 
 
@@ -121,7 +121,7 @@ def make_pesnet(system, geometry_encoder: Layer, features: Layer, embedding: Lay
     electrons = FermiNet(n_up=system.n_up, n_down=system.n_down, charges=charges, features=features,
                          embedding=embedding, orbital_head=orbitals, envelope=envelope,
                          antisymmetrizer=antisymmetrizer, jastrow=jastrow, determinants=determinants,
-                         full_det=full_det, frame=kind)
+                         full_det=full_det, frame=kind, cusp_charges=cusp_charges_of(system))
     heads = GeometryHeads(encoder=geometry_encoder, charges=charges, declared=_declarations(electrons, system))
     return GeometryAnsatz(geometry=heads, electrons=electrons)
 

@@ -365,7 +365,9 @@ def run_contract_checks(wf, system, seed: int = 0, atol: float = DEFAULT_ATOL,
       claims: what the ansatz claims beyond the contract (``AnsatzSpec.claims``):
         ``{"invariant": ["rotation"]}`` adds :func:`check_rotation_invariance` (three random
         rotations), ``"nuclear_permutation"`` :func:`check_nuclear_permutation_invariance`, ``{"cusp": ["electron_nuclear", "electron_electron"]}`` the numerical Kato
-        cusp checks of :mod:`qmczoo.testing.cusps` on the whole ansatz.
+        cusp checks of :mod:`qmczoo.testing.cusps` on the whole ansatz. For a system with an
+        effective core potential the electron–nuclear claim means Kato's ``-Z`` at every
+        all-electron nucleus and no cusp (a smooth psi) at every pseudo-nucleus.
     """
     claims = claims or {}
     if (wf.n_up, wf.n_down) != (system.n_up, system.n_down):
@@ -392,11 +394,18 @@ def run_contract_checks(wf, system, seed: int = 0, atol: float = DEFAULT_ATOL,
             from qmczoo.testing import cusps as cusp_checks
 
             if "electron_nuclear" in cusps:
-                cusp_checks.check_electron_nuclear_cusp(wf, params, r, R, np.asarray(system.charges))
+                # Kato's -Z at every all-electron nucleus; none at a pseudo-nucleus (System.cusp_charges: 0)
+                cusp_checks.check_electron_nuclear_cusp(wf, params, r, R, _cusp_charges(system))
             if "electron_electron" in cusps and wf.n_up + wf.n_down > 1:
                 cusp_checks.check_electron_electron_cusp(wf, params, r, R)
         if kfac:
             check_kfac_curvature(wf, system, params)
+
+
+def _cusp_charges(system) -> np.ndarray:
+    """Kato's electron–nuclear cusp per nucleus: ``system.cusp_charges`` (0 at a pseudo-nucleus of an
+    effective core potential, whose potential is finite), the charges for a system without them."""
+    return np.asarray(getattr(system, "cusp_charges", system.charges), dtype=float)
 
 
 def check_spec(spec, system, seed: int = 0, atol: float = DEFAULT_ATOL, kfac: bool = True) -> None:
