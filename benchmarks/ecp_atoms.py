@@ -12,6 +12,8 @@ reference (``Be_ccECP`` etc. in molecules.yaml). Then it measures, on the traine
 
     python benchmarks/ecp_atoms.py --atom Be --budget 900 --eval-every 150
     python benchmarks/ecp_atoms.py --atom Si --budget 120 --all-electron-steps 20
+    python benchmarks/ecp_atoms.py --atom Si --speed 6      # s/step only: valence-only and all-electron
+                                                            # steps in 6 interleaved blocks of 10
 
 Times count from the start of training (after imports). Prints one line per snapshot.
 """
@@ -48,7 +50,11 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--all-electron-steps", type=int, default=0)
+    ap.add_argument("--speed", type=int, default=0,
+                    help="only measure: this many interleaved blocks of 10 steps, valence-only and all-electron")
     args = ap.parse_args()
+    if args.speed:
+        return speed(args)
 
     import jax
     import numpy as np
@@ -120,6 +126,58 @@ def main():
             times.append(time.perf_counter() - t)
         print(f"all-electron {ae.describe()}: median {float(np.median(times[1:])):.3f} s/step "
               f"over {args.all_electron_steps} steps (valence-only: {sps:.3f} s/step)")
+
+
+def speed(args):
+    """Seconds per step of the valence-only and the all-electron atom, in interleaved blocks (the
+    machine's speed drifts: interleaving compares like with like), and the local energy with and
+    without its nonlocal term. No pretraining: the cost of a step does not depend on the parameters."""
+    import jax
+    import numpy as np
+
+    from qmczoo.chemistry.systems import get_system
+    from qmczoo.engine.config import TrainConfig
+    from qmczoo.engine.hamiltonian import default_chunk_size, make_batch_local_energy
+    from qmczoo.engine.vmc import VMC
+    from qmczoo.registry import get_ansatz
+
+    spec = get_ansatz("ferminet", preset=args.preset)
+    config = TrainConfig(batch_size=args.batch, pretrain_steps=0, seed=args.seed)
+    runs = {}
+    for label, system in (("valence-only", get_system(f"{args.atom}_ccECP")), ("all-electron", get_system(args.atom))):
+        vmc = VMC(system, spec.build(system), config)
+        state = vmc.burn_in(vmc.initial_state(), 20)
+        state, _ = vmc.step(state)  # compile
+        runs[label] = [vmc, state, []]
+    for _ in range(args.speed):
+        for label, run in runs.items():
+            vmc, state, times = run
+            t = time.perf_counter()
+            for _ in range(10):
+                state, _ = vmc.step(state)
+            times.append((time.perf_counter() - t) / 10)
+            run[1] = state
+    for label, (vmc, state, times) in runs.items():
+        print(f"{label:>13} {vmc.system.describe()}: {np.median(times):.3f} s/step (blocks: "
+              f"{', '.join(f'{t:.3f}' for t in times)})")
+    vmc, state, _ = runs["valence-only"]
+    terms = vmc.pseudopotential
+    local_only = dataclasses.replace(terms, nonlocal_power=terms.nonlocal_power[:, :0],
+                                     nonlocal_exponent=terms.nonlocal_exponent[:, :0],
+                                     nonlocal_coefficient=terms.nonlocal_coefficient[:, :0])
+    chunk = config.local_energy_chunk or default_chunk_size(vmc.system.n_electrons)
+    with_nl = jax.jit(vmc.batch_local_energy)
+    without = jax.jit(make_batch_local_energy(vmc.wf, vmc.system.effective_charges, config.laplacian,
+                                              chunk_size=chunk, pseudopotential=local_only))
+    key = jax.random.PRNGKey(3)
+    pairs = [(_median_seconds(lambda: with_nl(state.params, state.walkers.r, vmc.R, key), args.repeat),
+              _median_seconds(lambda: without(state.params, state.walkers.r, vmc.R, key), args.repeat))
+             for _ in range(3)]
+    t_with, t_without = (float(np.median(x)) for x in zip(*pairs))
+    sps = float(np.median(runs["valence-only"][2]))
+    print(f"local energy of {args.batch} walkers: {t_with * 1e3:.0f} ms with the nonlocal term, "
+          f"{t_without * 1e3:.0f} ms without: the nonlocal term costs {(t_with - t_without) * 1e3:.0f} ms "
+          f"({(t_with - t_without) / sps:.0%} of a valence-only step)")
 
 
 if __name__ == "__main__":

@@ -383,3 +383,21 @@ def test_apply_ecp_refuses_a_system_that_already_has_one():
     with pytest.raises(SystemSpecError, match="already carries"):
         apply_ecp(si, "ccecp")
     assert load_potential("ccecp", ["Si"]).for_symbol("Si").n_core == 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["ferminet", "paulinet", "hybrid", "psiformer", "deepwf", "pair_product", "pesnet"])
+def test_every_ansatz_of_the_zoo_gives_a_finite_valence_only_local_energy(name):
+    """Every registered ansatz builds for a pseudo-atom (PauliNet's baseline and the hybrid's envelope
+    fit in the ECP basis) and its ECP local energy is finite."""
+    from qmczoo.engine.hamiltonian import make_batch_local_energy
+    from qmczoo.registry import get_ansatz
+
+    system = get_system("C_ccECP")
+    wf = get_ansatz(name, preset="tiny").build(system)
+    R = jnp.asarray(system.positions)
+    r = jnp.asarray([[[0.9, 0.3, -0.4], [-0.6, 1.1, 0.5], [0.2, -1.3, 0.8], [-0.7, -0.5, -1.2]]])
+    params = wf.init(jax.random.PRNGKey(0), r[0], R)
+    e_l = make_batch_local_energy(wf, system.effective_charges, "folx",
+                                  pseudopotential=PseudopotentialTerms.from_system(system))
+    assert np.all(np.isfinite(np.asarray(e_l(params, r, R, jax.random.PRNGKey(1)))))

@@ -68,7 +68,7 @@ def test_molecules_yaml_matches_reference_file():
 @pytest.mark.parametrize("name", molecule_names())
 def test_all_named_molecules_build(name):
     s = get_system(name)
-    assert s.n_electrons == round(sum(s.charges)) - s.charge
+    assert s.n_electrons == round(sum(s.effective_charges)) - s.charge  # valence electrons with an ECP
     assert s.positions.shape == (s.n_nuclei, 3)
     counts = s.atom_electron_counts()
     assert len(counts) == s.n_nuclei

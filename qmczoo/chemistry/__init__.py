@@ -4,6 +4,7 @@
 module              job
 ==================  ==============================================================
 ``systems``         molecules from a name, an xyz file or string, an atom list or a pyscf ``Mole``
+``ecp``             effective core potentials: valence-only systems, the matching basis
 ``hartree_fock``    UHF with pyscf, once per system and basis
 ``geometry_set``    the geometries of a PES run (scans, geometry files) and reference curves
 ``data/``           named molecules (``molecules.yaml``) and reference curves (``pes.yaml``)

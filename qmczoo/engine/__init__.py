@@ -5,6 +5,7 @@ module              job
 ==================  ==============================================================
 ``sampler``         Metropolis–Hastings on |psi|^2 with an adaptive step size
 ``hamiltonian``     the local energy (folx forward Laplacian; the Hessian trace as reference)
+``pseudopotential`` an effective core potential's local and nonlocal terms (random quadrature)
 ``loss``            the clipped, centred energy gradient (KFAC-ready)
 ``pretrain``        supervised pretraining of the orbitals to Hartree–Fock
 ``vmc``             the VMC step: KFAC (kfac-jax) or optax, the NaN guard, the monitor chain
