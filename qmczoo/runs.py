@@ -378,10 +378,22 @@ def _check_resources(system: System, spec: AnsatzSpec, config: TrainConfig):
                           f"{need / 2**30:.3g} GiB, more than this machine's {total / 2**30:.3g} GiB; "
                           "use a smaller --batch-size")
     if config.pretrain_steps > 0:
-        mol = system.to_pyscf(config.pretrain_basis)  # a bad basis name is a SystemSpecError
+        basis = _with_pretrain_basis(config, spec).pretrain_basis
+        mol = system.to_pyscf(basis)  # a bad basis name is a SystemSpecError
         if max(system.n_up, system.n_down) > mol.nao:
             raise ConfigError(f"{system.name} with {system.n_up} up and {system.n_down} down electrons does not fit "
-                              f"in the {mol.nao} orbitals of basis {config.pretrain_basis!r} used for pretraining")
+                              f"in the {mol.nao} orbitals of basis {basis!r} used for pretraining")
+
+
+def _with_pretrain_basis(config: TrainConfig, spec: AnsatzSpec) -> TrainConfig:
+    """``config`` with its pretraining basis settled: as given, else the ansatz's ``hf_basis``
+    option (the basis of the Hartree–Fock orbitals it starts from or fits its envelopes to, so
+    that the targets are those very orbitals), else cc-pVDZ."""
+    if config.pretrain_basis is not None:
+        return config
+    from qmczoo.train import DEFAULT_PRETRAIN_BASIS
+
+    return dataclasses.replace(config, pretrain_basis=spec.options.get("hf_basis") or DEFAULT_PRETRAIN_BASIS)
 
 
 def _out_of_memory(exc: BaseException) -> bool:
@@ -464,6 +476,7 @@ def train(system="LiH", ansatz: str | AnsatzSpec = "ferminet", config: TrainConf
     config = config or TrainConfig()
     if not isinstance(config, TrainConfig):
         raise ConfigError(f"config must be a TrainConfig, got {type(config).__name__}")
+    config = _with_pretrain_basis(config, spec)
     gset = _geometry_set(system, scan, geometries, unit)
     _check_geometries(spec, gset)
     if gset is not None:

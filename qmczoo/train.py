@@ -33,6 +33,7 @@ DEFAULT_LEARNING_RATE = {"kfac": 0.05, "adam": 3e-3, "sgd": 1e-2}
 # fold_in tags of the non-step phases (optimisation steps use fold_in(key, step))
 _PRETRAIN, _PRETRAIN_OPT, _BURN_IN, _MONITOR = 2**31 + 1, 2**31 + 2, 2**31 + 3, 2**31 + 4
 EVALUATION_KEY_TAG = 2**31 + 7  # fold_in tag of the key an evaluation after training uses
+DEFAULT_PRETRAIN_BASIS = "ccpvdz"  # pretraining targets' basis when neither the config nor the ansatz names one
 
 
 @dataclasses.dataclass
@@ -49,8 +50,12 @@ class TrainConfig:
       burn_in: Metropolis steps before the first optimisation step.
       step_size, target_acceptance: initial proposal width (bohr) and adaptation target.
       pretrain_steps, pretrain_basis, pretrain_hf_fraction, pretrain_learning_rate:
-        Hartree–Fock pretraining (0 steps: none); walkers sample
-        ``|psi_HF|^(2f) |psi|^(2(1-f))`` with ``f = pretrain_hf_fraction``.
+        Hartree–Fock pretraining (0 steps: none; an ansatz without ``orbitals()``, such as
+        PauliNet, which starts at its own reference, is not pretrained); walkers sample
+        ``|psi_HF|^(2f) |psi|^(2(1-f))`` with ``f = pretrain_hf_fraction``. ``pretrain_basis``
+        None (default): :func:`qmczoo.runs.train` takes the basis of the ansatz's own
+        Hartree–Fock orbitals (its ``hf_basis`` option), so that the targets and the orbitals
+        the ansatz starts from are the same; without one, and for a VMC built directly, cc-pVDZ.
       clip_scale: local-energy clipping window for the gradient, in mean absolute deviations.
       clip_centre: centre of that window, ``"median"`` of the batch (default) or ``"mean"``
         (FermiNet's default); measured in ``docs/benchmarks.md``.
@@ -86,7 +91,7 @@ class TrainConfig:
     step_size: float = 0.1
     target_acceptance: float = 0.5
     pretrain_steps: int = 500
-    pretrain_basis: str = "ccpvdz"
+    pretrain_basis: str | None = None
     pretrain_hf_fraction: float = 1.0
     pretrain_learning_rate: float = 3e-4
     clip_scale: float = 5.0
@@ -116,7 +121,8 @@ class TrainConfig:
             raise ConfigError(f"unknown laplacian method {self.laplacian!r}; choose one of: {', '.join(laplacians)}")
         if self.clip_centre not in CLIP_CENTRES:
             raise ConfigError(f"clip_centre must be one of: {', '.join(CLIP_CENTRES)}; got {self.clip_centre!r}")
-        if not isinstance(self.pretrain_basis, str) or not self.pretrain_basis.strip():
+        if self.pretrain_basis is not None and (not isinstance(self.pretrain_basis, str)
+                                                or not self.pretrain_basis.strip()):
             raise ConfigError(f"pretrain_basis must be a basis-set name, got {self.pretrain_basis!r}")
         for name, low in (("steps", 0), ("burn_in", 0), ("pretrain_steps", 0), ("batch_size", 1), ("mcmc_steps", 1),
                           ("checkpoint_every", 1), ("inverse_update_period", 1), ("max_rejected_steps", 1),
@@ -369,8 +375,8 @@ class VMC:
         steps = self.config.pretrain_steps if steps is None else steps
         k_opt = jax.random.fold_in(state.key, _PRETRAIN_OPT)
         if steps <= 0 or self.wf.orbitals is None:
-            if steps > 0:
-                log.warning("%s has no orbitals(); skipping Hartree-Fock pretraining", self.wf.name)
+            if steps > 0:  # e.g. PauliNet: it starts at its own (CASSCF) reference
+                log.info("%s has no orbitals() to fit: no Hartree-Fock pretraining", self.wf.name)
             if state.opt_state is None:
                 state = state.replace(opt_state=self.init_opt_state(state.params, state.walkers, k_opt))
             return state, []
@@ -390,10 +396,11 @@ class VMC:
         """Hartree–Fock, then ``steps`` pretraining steps; returns parameters, walkers, losses."""
         from qmczoo.pretrain import make_pretrainer, run_hartree_fock
 
+        basis = self.config.pretrain_basis or DEFAULT_PRETRAIN_BASIS
         if self.geometries is None:
-            hf = run_hartree_fock(self.system, self.config.pretrain_basis)
+            hf = run_hartree_fock(self.system, basis)
         else:  # one Hartree-Fock solution per geometry
-            hf = [run_hartree_fock(self.system_at(g), self.config.pretrain_basis) for g in range(self.n_geometries)]
+            hf = [run_hartree_fock(self.system_at(g), basis) for g in range(self.n_geometries)]
         init_opt, step = make_pretrainer(self.wf, hf, self.R, learning_rate=self.config.pretrain_learning_rate,
                                          hf_fraction=self.config.pretrain_hf_fraction)
         params, walkers = state.params, state.walkers

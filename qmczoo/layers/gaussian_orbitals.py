@@ -213,6 +213,66 @@ class HartreeFockOrbitals(nn.Module):
         return occupied_orbitals(self.hartree_fock, features.en_disp)
 
 
+class CuspCorrectedOrbitals(nn.Module):
+    """Baseline slot: the orbitals a reference's determinants draw from, cusp-corrected (PauliNet).
+
+    The reference is a :class:`~qmczoo.chemistry.casscf.MultiReference` (CASSCF determinants)
+    or a Hartree–Fock solution (its occupied orbitals, one determinant); either way the layer
+    returns every orbital that some determinant occupies, and the model picks each
+    determinant's columns (``reference.occ_up``, ``occ_down``). With ``cusp_correction`` each
+    orbital's s part around each nucleus is replaced inside ``r_c = cusp_scale / Z`` (Ma et
+    al. 2005, :mod:`qmczoo.layers.cusp_correction`), so that the orbitals carry Kato's nuclear
+    cusp and the local energy stays finite at the nuclei. No trainable parameters.
+
+    Call: ``features`` (uses ``en_disp [N, M, 3]`` and ``en_dist [N, M, 1]``, spin-up first).
+    Returns ``(up [n_up, P_up], down [n_down, P_down])``: entry ``[i, j]`` is orbital ``j`` at
+    electron ``i`` of that spin (``P`` = the reference's orbital count; ``[0, P]`` for an empty spin).
+
+    Attributes:
+      hartree_fock: the reference (``MultiReference`` or ``HartreeFock``; hashed by identity).
+      n_up, n_down: electron counts (must match the reference's determinants).
+      cusp_correction: correct the nuclear cusp (default True).
+      cusp_scale: ``r_c = cusp_scale / Z_I`` bohr (deepqmc's ``rc_scaling``, default 1).
+    """
+
+    hartree_fock: object
+    n_up: int
+    n_down: int
+    cusp_correction: bool = True
+    cusp_scale: float = 1.0
+
+    def __call__(self, features: ElectronFeatures) -> tuple[jnp.ndarray, jnp.ndarray]:
+        from qmczoo.chemistry.casscf import as_reference
+        from qmczoo.layers.cusp_correction import corrected_orbitals, fit_cusp
+
+        ref = as_reference(self.hartree_fock)
+        if (ref.occ_up.shape[1], ref.occ_down.shape[1]) != (self.n_up, self.n_down):
+            raise ValueError(f"the reference's determinants hold {ref.occ_up.shape[1]} up and {ref.occ_down.shape[1]} "
+                             f"down electrons, not {self.n_up} and {self.n_down}")
+        if not self.cusp_scale > 0:
+            raise ValueError(f"cusp_scale must be > 0, got {self.cusp_scale}")
+        basis = ref.basis
+        ao = eval_atomic_orbitals(basis, features.en_disp)  # [N, n_ao]
+        if not self.cusp_correction:
+            return (ao[: self.n_up] @ jnp.asarray(ref.coeff_up, ao.dtype),
+                    ao[self.n_up:] @ jnp.asarray(ref.coeff_down, ao.dtype))
+        # the nuclei relative to electron 0 (the fit depends on their relative positions only;
+        # no derivative flows through it: its true derivative with respect to r is zero)
+        R = jax.lax.stop_gradient(-features.en_disp[0])
+        charges = ref.mol.atom_charges()
+        dist = features.en_dist[..., 0]
+        out = []
+        same = ref.coeff_up is ref.coeff_down
+        spins = ((ref.coeff_up, slice(None)),) if same else ((ref.coeff_up, slice(0, self.n_up)),
+                                                              (ref.coeff_down, slice(self.n_up, None)))
+        for coeff, rows in spins:
+            fit = fit_cusp(basis, coeff, charges, R, self.cusp_scale)
+            out.append(corrected_orbitals(basis, coeff, fit, ao[rows], dist[rows]))
+        if same:
+            return out[0][: self.n_up], out[0][self.n_up:]
+        return out[0], out[1]
+
+
 def _sphere_directions(n: int) -> np.ndarray:
     """``n`` nearly uniform unit vectors (a Fibonacci lattice) ``[n, 3]``."""
     z = 1.0 - (2.0 * np.arange(n) + 1.0) / n

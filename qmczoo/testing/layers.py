@@ -21,7 +21,8 @@ claim                           check
 ``decays: [far]``               the output vanishes 60 bohr from the nuclei
 ``smooth: [electron_electron, electron_nuclear]``  no kink at coalescence: the spherically
                                 averaged radial slope of the output there is zero
-``cusp: [...]``                 (Jastrows) Kato's cusps of exp(J), see :mod:`qmczoo.testing.cusps`
+``cusp: [...]``                 (Jastrows) Kato's cusps of exp(J); (baselines) of the Slater
+                                determinant of their orbitals; see :mod:`qmczoo.testing.cusps`
 ==============================  ===================================================================
 
 and, for a layer with parameters, that each lands in a proper KFAC block. Everything runs in
@@ -375,9 +376,14 @@ def _without_irreps(out):
 
 def _log_of(out):
     """A layer output as the log|psi| of a test wavefunction: log|psi| of an antisymmetrizer,
-    the value of a Jastrow, a fixed scalar function of anything else."""
+    the value of a Jastrow, the Slater determinant of a baseline's orbitals, a fixed scalar
+    function of anything else."""
     if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], jax.Array) and out[1].ndim == 0:
         return out[1]
     if isinstance(out, jax.Array) and out.ndim == 0:
         return out
+    if isinstance(out, tuple) and len(out) == 2 and all(isinstance(x, jax.Array) and x.ndim == 2 for x in out):
+        # a baseline's orbitals (up [n_up, P], down [n_down, P]): the Slater determinant of the
+        # first n_s orbitals of each spin (so that its cusp claims can be checked)
+        return sum(jnp.linalg.slogdet(x[:, : x.shape[0]])[1] for x in out if x.shape[0] > 0)
     return _scalar(out)
