@@ -192,3 +192,25 @@ def test_without_the_correction_the_baseline_misses_the_cusp():
     """The check above would catch Gaussian orbitals: the local energy runs off like -Z/r."""
     system, bulk, near = near_nucleus_energies("Li", walkers=32, **{"baseline.cusp_correction": False})
     assert np.mean(near[0]) < np.mean(bulk) - 9.0 * 10
+
+
+def test_flattened_orbitals_have_a_flat_effective_local_energy_inside_rc():
+    """Ma et al.'s free parameter (the value at the nucleus), chosen by ``flattest_value_shifts``:
+    Li's 1s and 2s effective local energies dip by about 3.9 Ha from r_c to the nucleus with the
+    Gaussians' value, and by well under 1 Ha with a shift of about 3 per cent."""
+    from qmczoo.layers.cusp_correction import _effective_local_energy, flattest_value_shifts
+
+    system = get_system("Li")
+    ref = as_reference(run_hartree_fock(system, "ccpvdz"))
+    R = np.asarray(system.positions)
+    shifts = flattest_value_shifts(ref.basis, ref.coeff_up, system.charges, R)
+    assert shifts.shape == (1, 2) and np.all((shifts > 0.01) & (shifts < 0.05)), shifts
+    assert flattest_value_shifts(ref.basis, ref.coeff_up, system.charges, R) is shifts  # cached
+    rc = float(cusp_radii(system.charges, jnp.asarray(R))[0])
+    radii = jnp.asarray(rc * np.linspace(1 / 16, 1, 16))
+    dirs = jnp.asarray(np.concatenate([np.eye(3), -np.eye(3)]))
+    charges, coeff = jnp.asarray(system.charges), jnp.asarray(ref.coeff_up)
+    for shift, bound in ((0.0, (2.0, 6.0)), (shifts, (0.0, 1.0))):
+        e = np.asarray(_effective_local_energy(ref.basis, coeff, charges, jnp.asarray(R), 1.0, 0, shift, radii, dirs))
+        deviation = np.max(np.abs(e - e[-1:]), axis=0)
+        assert np.all((deviation > bound[0]) & (deviation < bound[1])), (shift, deviation)

@@ -118,6 +118,10 @@ class BoundedBackflow(nn.Module):
         initialisation (default 0.01: the ansatz starts within about 1e-3 of its baseline, and
         every layer already has a gradient; 0 starts exactly at the baseline, with gradients in
         the last layer only). Biases start at zero.
+      shared: one MLP trunk for all determinants, each with its own last layer (the trunk's
+        widths shrink towards ``K P``): ``layers`` Dense layers in all instead of ``K layers``,
+        cheaper on a CPU (fewer small matrices and KFAC blocks). Default False (the paper's
+        separate networks).
 
     All layers are :class:`~qmczoo.layers.curvature.Dense` (KFAC blocks).
 
@@ -128,33 +132,45 @@ class BoundedBackflow(nn.Module):
     layers: int = 3
     activation: str = "tanh"
     init_scale: float = 0.01
+    shared: bool = False
+
+    def _mlp(self, x: jnp.ndarray, widths: list[int], prefix: str, last_layers: int = 1) -> jnp.ndarray:
+        """Dense layers of ``widths``; the last ``last_layers`` of them get the small initial kernel."""
+        act = activation(self.activation)
+        for layer, width in enumerate(widths):
+            init = None
+            if layer >= len(widths) - last_layers:
+                init = _small_kernel(x.shape[-1], self.init_scale)
+            x = Dense(width, kernel_init=init, name=f"{prefix}dense_{layer}")(x)
+            if layer < len(widths) - 1:
+                x = act(x)
+        return x
 
     @nn.compact
     def __call__(self, h: jnp.ndarray, phi: jnp.ndarray) -> jnp.ndarray:
         if self.layers < 1:
             raise ValueError(f"BoundedBackflow: layers must be >= 1, got {self.layers}")
         phi = _per_determinant(phi, self.determinants)
-        act = activation(self.activation)
-        widths = log_widths(h.shape[-1], phi.shape[-1], self.layers)
-        kappa = []
-        for k in range(self.determinants):
-            x = h
-            for layer, width in enumerate(widths):
-                last = layer == len(widths) - 1
-                init = None
-                if last:
-                    fan_in, scale_ = x.shape[-1], self.init_scale
-
-                    def init(key, shape, dtype=jnp.float32, fan_in=fan_in, scale_=scale_):
-                        if scale_ == 0.0:
-                            return jnp.zeros(shape, dtype)
-                        return scale_ * fan_in_normal(fan_in)(key, shape, dtype)
-                x = Dense(width, kernel_init=init, name=f"det_{k}_dense_{layer}")(x)
-                if not last:
-                    x = act(x)
-            kappa.append(x)
-        kappa = jnp.stack(kappa)  # [K, n, P]
+        k, p = self.determinants, phi.shape[-1]
+        if self.shared:
+            widths = log_widths(h.shape[-1], k * p, self.layers)
+            out = self._mlp(h, widths, "")  # [n, K P]: the last layer holds every determinant's head
+            kappa = jnp.transpose(out.reshape(h.shape[0], k, p), (1, 0, 2))
+        else:
+            widths = log_widths(h.shape[-1], p, self.layers)
+            kappa = jnp.stack([self._mlp(h, widths, f"det_{i}_") for i in range(k)])  # [K, n, P]
         return phi * (1.0 + 2.0 * jnp.tanh(kappa / 4.0))
+
+
+def _small_kernel(fan_in: int, scale: float):
+    """Initialiser of a last kernel: ``scale`` times the fan-in normal (zeros for ``scale = 0``)."""
+
+    def init(key, shape, dtype=jnp.float32):
+        if scale == 0.0:
+            return jnp.zeros(shape, dtype)
+        return scale * fan_in_normal(fan_in)(key, shape, dtype)
+
+    return init
 
 
 class MultiplicativeBackflow(_Backflow):

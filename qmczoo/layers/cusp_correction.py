@@ -23,15 +23,24 @@ call (it depends on ``R`` only, so under ``vmap`` over walkers it is computed on
 ``jax.grad``, ``jax.hessian`` and folx's forward Laplacian go through the corrected orbitals.
 The inner branch is evaluated at ``min(r, r_c)`` so that nothing overflows outside the sphere.
 
-Deviation from Ma et al.: they also optimise the orbital's value at the nucleus (a shift of
-``s(0)``) to flatten the one-electron local energy; deepqmc leaves that shift at zero (a
-trainable parameter there); here it stays zero and is not trained.
+**The value at the nucleus.** The five conditions leave one number free: the corrected s part's
+value at the nucleus, ``s(0) (1 + Delta)``. Left at the Gaussians' value (``Delta = 0``,
+deepqmc's starting point, where it is a trainable parameter), the effective one-electron local
+energy ``-1/2 lap(phi)/phi - Z/r`` of a 1s-like orbital dips by about ``0.4 Z^2`` Ha between
+``r_c`` and the nucleus (Li: 3.9 Ha, N: 18.6 Ha). Ma et al. choose ``Delta`` so that this curve
+follows an ideal one; :func:`flattest_value_shifts` does the same with a flat ideal curve (the
+value at ``r_c``), which a shift of two or three per cent of ``s(0)`` achieves to within 0.6 Ha
+(Li) and 3.2 Ha (N). The shifts are computed once, on the host in float64, at the reference's
+own geometry (they are relative to ``s(0)``, so they move with the molecule) and stay fixed.
+PauliNet leaves them at zero by default (``baseline.flatten``: measured at initialisation, Li
+30 mHa lower with them, LiH 10 mHa higher, within 1.5 error bars; ``docs/paulinet.md``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -103,13 +112,16 @@ class CuspFit:
     rc: jnp.ndarray
 
 
-def fit_cusp(basis: GaussianBasis, coeff, charges, R: jnp.ndarray, scale: float = 1.0, eps: float = EPS) -> CuspFit:
+def fit_cusp(basis: GaussianBasis, coeff, charges, R: jnp.ndarray, scale: float = 1.0, eps: float = EPS,
+             value_shift=0.0) -> CuspFit:
     """The cusp-corrected s part of every orbital (columns of ``coeff [n_ao, P]``) at every nucleus.
 
     Args:
       basis: the AO basis; ``coeff``: orbital coefficients ``[n_ao, P]``.
       charges: ``Z_I`` ``[M]``; ``R``: nuclear positions ``[M, 3]``.
       scale: ``r_c = scale / Z`` (before the overlap reduction); ``eps``: see :data:`EPS`.
+      value_shift: ``Delta`` (scalar or ``[M, P]``): the corrected s part takes the value
+        ``s(0) (1 + Delta)`` at the nucleus (Ma et al.'s free parameter; deepqmc's ``shifts``).
     """
     dtype = R.dtype
     parts = SParts.of(basis)
@@ -126,6 +138,9 @@ def fit_cusp(basis: GaussianBasis, coeff, charges, R: jnp.ndarray, scale: float 
     value, slope, curvature = (s_part(x) for x in _radial_derivatives(basis, rc))
     phi_at_nuclei = eval_atomic_orbitals(basis, R[:, None] - R[None]) @ coeff  # [M, P]: whole orbital at R_I
     corrected = jnp.abs(s0) > eps
+    value_shift = jnp.asarray(value_shift, dtype)
+    phi_at_nuclei = phi_at_nuclei + s0 * value_shift  # the orbital at R_I moves with its s part
+    s0 = s0 * (1.0 + value_shift)
     # placeholders where nothing is corrected, so that no NaN enters even an unused branch
     s0 = jnp.where(corrected, s0, 1.0)
     value = jnp.where(corrected, value, 0.5)
@@ -176,3 +191,93 @@ def corrected_orbitals(basis: GaussianBasis, coeff, fit: CuspFit, ao: jnp.ndarra
     replaced = fit.shift[None] + fit.sign[None] * jnp.exp(p)
     use = inside[..., None] & fit.corrected[None]
     return phi + jnp.sum(jnp.where(use, replaced - s_now, 0.0), axis=1)
+
+
+def _effective_local_energy(basis: GaussianBasis, coeff, charges, R, scale, nucleus: int, value_shift, radii, dirs):
+    """``[radii, P]``: ``-1/2 lap<phi~>/<phi~> - Z/r`` of every corrected orbital at distances
+    ``radii`` from ``nucleus``, ``<phi~>(r)`` the orbital's mean over the directions ``dirs``
+    (antipodal pairs: the parts odd about the nucleus drop out). The Laplacian of a spherical
+    mean is ``f'' + 2 f'/r``, taken with two forward derivatives in ``r``."""
+    fit = fit_cusp(basis, coeff, charges, R, scale, value_shift=value_shift)
+
+    def mean(r):  # scalar -> [P]
+        disp = R[nucleus][None] + r * dirs  # [d, 3] points
+        disp = disp[:, None, :] - R[None]
+        phi = corrected_orbitals(basis, coeff, fit, eval_atomic_orbitals(basis, disp), jnp.linalg.norm(disp, axis=-1))
+        return phi.mean(0)
+
+    def derivatives(r):
+        def slope(x):
+            return jax.jvp(mean, (x,), (jnp.ones_like(x),))[1]
+
+        f, df = jax.jvp(mean, (r,), (jnp.ones_like(r),))
+        return f, df, jax.jvp(slope, (r,), (jnp.ones_like(r),))[1]
+
+    f, df, d2f = jax.vmap(derivatives)(radii)
+    return -0.5 * (d2f + 2.0 * df / radii[:, None]) / f - charges[nucleus] / radii[:, None]
+
+
+_SHIFTS: dict[tuple, tuple] = {}
+
+
+def flattest_value_shifts(basis: GaussianBasis, coeff, charges, R, scale: float = 1.0, eps: float = EPS,
+                          span: float = 0.25) -> np.ndarray:
+    """``Delta [M, P]`` that flattens each corrected orbital's effective local energy inside ``r_c``.
+
+    For every nucleus ``I`` and orbital ``mu`` of that atom (its s part is at least half its value
+    at ``R_I``, and that value at least a fifth of its largest value at any nucleus), ``Delta`` in ``[-span, span]``
+    minimises ``max_r |E(r) - E(r_c)|`` over 16 radii in ``(0, r_c]``, ``E`` the effective local
+    energy of the orbital's spherical mean about ``R_I`` (a grid of 21 values, then 11 finer
+    ones around the best), kept where it at least halves the deviation of ``Delta = 0`` and lies
+    inside the range; elsewhere ``Delta = 0``. Host-side, float64, cached by the identity
+    of ``coeff``; ``R`` ``[M, 3]`` is the geometry the orbitals were computed at (numpy).
+    """
+    key = (id(coeff), id(basis), float(scale), float(span))
+    hit = _SHIFTS.get(key)
+    if hit is not None and hit[0] is coeff and hit[1] is basis:
+        return hit[2]
+    # concrete numbers even when called while a model is traced (under jit, vmap or folx)
+    with jax.ensure_compile_time_eval(), jax.enable_x64(True):
+        R64 = jnp.asarray(np.asarray(R, dtype=np.float64))
+        charges64 = jnp.asarray(np.asarray(charges, dtype=np.float64))
+        coeff64 = jnp.asarray(np.asarray(coeff, dtype=np.float64))
+        rc = np.asarray(cusp_radii(charges64, R64, scale))
+        parts = SParts.of(basis)
+        ao_at_nuclei = np.asarray(eval_atomic_orbitals(basis, R64[:, None] - R64[None]))  # [M, n_ao]
+        s0 = np.einsum("ma,ma,ap->mp", ao_at_nuclei, parts.mask, np.asarray(coeff64))
+        phi0 = ao_at_nuclei @ np.asarray(coeff64)
+        # an orbital of that atom: its s part there dominates, and it is not a tail of another atom's
+        own = ((np.abs(s0) > eps) & (np.abs(s0) >= 0.5 * np.abs(phi0))
+               & (np.abs(phi0) >= 0.2 * np.abs(phi0).max(axis=0, keepdims=True)))  # [M, P]
+        z = np.linspace(-1.0, 1.0, 7)[:, None]  # 7 directions and their antipodes
+        azimuth = np.pi * (1.0 + 5.0**0.5) * np.arange(7)[:, None]
+        half = np.concatenate([np.sqrt(1 - z**2) * np.cos(azimuth), np.sqrt(1 - z**2) * np.sin(azimuth), z], axis=1)
+        half /= np.linalg.norm(half, axis=1, keepdims=True)
+        dirs = jnp.asarray(np.concatenate([half, -half]))
+        shifts = np.zeros(own.shape)
+        for nucleus in np.nonzero(own.any(axis=1))[0]:
+            radii = jnp.asarray(rc[nucleus] * np.linspace(1.0 / 16, 1.0, 16))
+            energy = jax.jit(jax.vmap(lambda d, n=int(nucleus): _effective_local_energy(
+                basis, coeff64, charges64, R64, scale, n, d, radii, dirs)))
+            coarse = np.linspace(-span, span, 21)
+            grids = [np.broadcast_to(coarse[:, None], (len(coarse), own.shape[1]))]
+            best, at_zero = None, None
+            for stage in range(2):
+                if stage == 1:  # refine around each orbital's best
+                    step = coarse[1] - coarse[0]
+                    grids.append(best[None, :] + np.linspace(-step, step, 11)[:, None])
+                grid = grids[-1]
+                shift = np.zeros((len(grid),) + own.shape)
+                shift[:, nucleus] = grid
+                e = np.asarray(energy(jnp.asarray(shift)))  # [G, r, P]
+                deviation = np.max(np.abs(e - e[:, -1:]), axis=1)  # [G, P]
+                deviation = np.where(np.isfinite(deviation), deviation, np.inf)
+                if stage == 0:
+                    at_zero = deviation[len(coarse) // 2]
+                best = grid[np.argmin(deviation, axis=0), np.arange(grid.shape[1])]
+                least = deviation.min(axis=0)
+            # keep a shift only where it clearly helps and lies inside the range searched
+            useful = own[nucleus] & (least < 0.5 * at_zero) & (np.abs(best) < span)
+            shifts[nucleus] = np.where(useful, best, 0.0)
+    _SHIFTS[key] = (coeff, basis, shifts)
+    return shifts

@@ -224,7 +224,10 @@ class CuspCorrectedOrbitals(nn.Module):
     al. 2005, :mod:`qmczoo.layers.cusp_correction`), so that the orbitals carry Kato's nuclear
     cusp and the local energy stays finite at the nuclei. No trainable parameters.
 
-    Call: ``features`` (uses ``en_disp [N, M, 3]`` and ``en_dist [N, M, 1]``, spin-up first).
+    Call: ``features`` (uses ``en_disp [N, M, 3]`` and ``en_dist [N, M, 1]``, spin-up first) and,
+    optionally, the nuclear positions ``R [M, 3]``: the fit of the correction depends on ``R``
+    only, so a model that hands ``R`` over has it computed once per batch of walkers instead of
+    once per walker (without ``R`` it is read off ``features``, with the same values).
     Returns ``(up [n_up, P_up], down [n_down, P_down])``: entry ``[i, j]`` is orbital ``j`` at
     electron ``i`` of that spin (``P`` = the reference's orbital count; ``[0, P]`` for an empty spin).
 
@@ -233,6 +236,10 @@ class CuspCorrectedOrbitals(nn.Module):
       n_up, n_down: electron counts (must match the reference's determinants).
       cusp_correction: correct the nuclear cusp (default True).
       cusp_scale: ``r_c = cusp_scale / Z_I`` bohr (deepqmc's ``rc_scaling``, default 1).
+      flatten: choose each corrected orbital's value at the nucleus so that its effective local
+        energy is flat inside ``r_c`` (Ma et al.; :func:`~qmczoo.layers.cusp_correction.flattest_value_shifts`,
+        computed once at the reference's geometry, seconds to a minute on a CPU); False (default)
+        keeps the Gaussians' value, deepqmc's starting point.
     """
 
     hartree_fock: object
@@ -240,10 +247,11 @@ class CuspCorrectedOrbitals(nn.Module):
     n_down: int
     cusp_correction: bool = True
     cusp_scale: float = 1.0
+    flatten: bool = False
 
-    def __call__(self, features: ElectronFeatures) -> tuple[jnp.ndarray, jnp.ndarray]:
+    def __call__(self, features: ElectronFeatures, R: jnp.ndarray | None = None) -> tuple[jnp.ndarray, jnp.ndarray]:
         from qmczoo.chemistry.casscf import as_reference
-        from qmczoo.layers.cusp_correction import corrected_orbitals, fit_cusp
+        from qmczoo.layers.cusp_correction import corrected_orbitals, fit_cusp, flattest_value_shifts
 
         ref = as_reference(self.hartree_fock)
         if (ref.occ_up.shape[1], ref.occ_down.shape[1]) != (self.n_up, self.n_down):
@@ -256,9 +264,10 @@ class CuspCorrectedOrbitals(nn.Module):
         if not self.cusp_correction:
             return (ao[: self.n_up] @ jnp.asarray(ref.coeff_up, ao.dtype),
                     ao[self.n_up:] @ jnp.asarray(ref.coeff_down, ao.dtype))
-        # the nuclei relative to electron 0 (the fit depends on their relative positions only;
-        # no derivative flows through it: its true derivative with respect to r is zero)
-        R = jax.lax.stop_gradient(-features.en_disp[0])
+        if R is None:
+            # the nuclei relative to electron 0 (the fit depends on their relative positions only;
+            # no derivative flows through it: its true derivative with respect to r is zero)
+            R = jax.lax.stop_gradient(-features.en_disp[0])
         charges = ref.mol.atom_charges()
         dist = features.en_dist[..., 0]
         out = []
@@ -266,7 +275,10 @@ class CuspCorrectedOrbitals(nn.Module):
         spins = ((ref.coeff_up, slice(None)),) if same else ((ref.coeff_up, slice(0, self.n_up)),
                                                               (ref.coeff_down, slice(self.n_up, None)))
         for coeff, rows in spins:
-            fit = fit_cusp(basis, coeff, charges, R, self.cusp_scale)
+            shifts = 0.0
+            if self.flatten:
+                shifts = flattest_value_shifts(basis, coeff, charges, ref.mol.atom_coords(), self.cusp_scale)
+            fit = fit_cusp(basis, coeff, charges, R, self.cusp_scale, value_shift=shifts)
             out.append(corrected_orbitals(basis, coeff, fit, ao[rows], dist[rows]))
         if same:
             return out[0][: self.n_up], out[0][self.n_up:]

@@ -19,7 +19,7 @@ orbitals                ``m(embedding, features) -> blocks``    ``n_up, n_down, 
                                                                envelope_initial``
 envelope                ``m(en_disp [N,M,3], en_dist [N,M,1]) -> [N,K]``  ``orbitals, charges,
                                                                initial``
-baseline                ``m(features) -> (up [n_up,P_up], down [n_down,P_down])``
+baseline                ``m(features[, R]) -> (up [n_up,P_up], down [n_down,P_down])``
                                                                ``hartree_fock, n_up, n_down``
 backflow                ``m(h [n,D], phi [n,P] | [K,n,P]) -> [K,n,P]``  ``determinants, n_up``
 antisymmetrizer         ``m(blocks) -> (sign, log|psi|)``       ``determinants, initial_weights``

@@ -39,6 +39,7 @@ Deviations from the paper (on purpose):
 
 from __future__ import annotations
 
+import inspect
 import logging
 
 import flax.linen as nn
@@ -90,7 +91,10 @@ class PauliNet(nn.Module):
                        hartree_fock=self.reference, initial_weights=tuple(float(w) for w in ref.weights))
         features = self.features.build(**context)(r, R)
         embedding = self.embedding.build(name="embedding", **context)(features)
-        phi_up, phi_down = self.baseline.build(name="baseline", **context)(features)
+        baseline = self.baseline.build(name="baseline", **context)
+        # a baseline that takes the nuclei computes what depends on them once per batch, not per walker
+        takes_nuclei = "R" in inspect.signature(type(baseline).__call__).parameters
+        phi_up, phi_down = baseline(features, R=R) if takes_nuclei else baseline(features)
         blocks = []
         n = self.n_up + self.n_down
         for spin, phi, occ, lo, hi in (("up", phi_up, ref.occ_up, 0, self.n_up),
