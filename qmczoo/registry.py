@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import yaml
 
-from qmczoo.errors import ConfigError
+from qmczoo.errors import ConfigError, QmczooWarning
 from qmczoo.layers.filler import NONE, Layer, _thaw, make_layer
 
 ENTRY_POINT_GROUP = "qmczoo.registry"
@@ -30,9 +30,39 @@ def _registry_file() -> Path:
     return Path(__file__).with_name("registry.yaml")
 
 
+class PluginWarning(QmczooWarning):
+    """A plug-in (or one of its entries) that could not be loaded; it is left out."""
+
+
+# names whose plug-in entry was malformed: {name: why}, so that asking for one says so
+_BROKEN: dict[str, str] = {}
+_MAPPING_KEYS = ("defaults", "presets", "options", "slots", "claims", "choices")
+
+
+def _entry_problem(kind: str, name, entry) -> str | None:
+    """What is wrong with a plug-in's registry entry (None: nothing)."""
+    if not isinstance(name, str) or not name:
+        return f"the name {name!r} is not a string"
+    if not isinstance(entry, dict):
+        return f"the entry is a {type(entry).__name__}, not a mapping"
+    factory = entry.get("factory")
+    if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
+        return f"factory must be 'package.module:attribute' or a callable, got {factory!r}"
+    for key in _MAPPING_KEYS:
+        if entry.get(key) is not None and not isinstance(entry[key], dict):
+            return f"{key} must be a mapping, got {type(entry[key]).__name__}"
+    for preset, values in (entry.get("presets") or {}).items():
+        if not isinstance(values, dict):
+            return f"preset {preset!r} must be a mapping of options, got {type(values).__name__}"
+    if kind == "layers" and not isinstance(entry.get("slot"), str):
+        return f"a layer entry needs its slot (a string), got {entry.get('slot')!r}"
+    return None
+
+
 def _load() -> dict[str, dict[str, dict]]:
     global _REGISTRY
     if _REGISTRY is None:
+        _BROKEN.clear()
         data = yaml.safe_load(_registry_file().read_text())
         registry = {"ansatze": dict(data.get("ansatze", {})), "layers": dict(data.get("layers", {}))}
         collisions = []
@@ -42,13 +72,33 @@ def _load() -> dict[str, dict[str, dict]]:
                 entries = entries() if callable(entries) else entries
                 if not isinstance(entries, dict):
                     raise TypeError(f"expected a mapping with 'ansatze' and/or 'layers', got {type(entries).__name__}")
-            except Exception as exc:  # a broken plug-in must not break the package
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - a broken plug-in (even one calling sys.exit) must not break the package
                 import warnings
 
-                warnings.warn(f"qmczoo plug-in {ep.name!r} ({ep.value}) failed to load: {exc}")
+                what = f"{type(exc).__name__}({exc})" if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
+                warnings.warn(f"qmczoo plug-in {ep.name!r} ({ep.value}) failed to load and is left out: {what}",
+                              PluginWarning, stacklevel=2)
                 continue
             for kind in ("ansatze", "layers"):
-                for name, entry in (entries.get(kind) or {}).items():
+                table = entries.get(kind) or {}
+                if not isinstance(table, dict):
+                    import warnings
+
+                    warnings.warn(f"qmczoo plug-in {ep.name!r} ({ep.value}): its {kind!r} is a "
+                                  f"{type(table).__name__}, not a mapping; left out", PluginWarning, stacklevel=2)
+                    continue
+                for name, entry in table.items():
+                    problem = _entry_problem(kind, name, entry)
+                    if problem is not None:
+                        import warnings
+
+                        what = "ansatz" if kind == "ansatze" else "layer"
+                        message = f"qmczoo plug-in {ep.value!r} registers {what} {name!r} with a malformed entry: {problem}"
+                        _BROKEN[str(name)] = message
+                        warnings.warn(message + "; left out", PluginWarning, stacklevel=2)
+                        continue
                     entry = dict(entry, plugin=ep.value)
                     if name in registry[kind]:
                         if not entry.get("override"):
@@ -66,6 +116,8 @@ def _load() -> dict[str, dict[str, dict]]:
 
 
 def _unknown(kind: str, name: str, known) -> ConfigError:
+    if isinstance(name, str) and name in _BROKEN:
+        return ConfigError(_BROKEN[name])
     known = sorted(known)
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -436,4 +488,6 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             out[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError as exc:
             raise ConfigError(f"cannot parse value of {key.strip()!r}: {value!r}") from exc
+        except RecursionError:
+            raise ConfigError(f"the value of --set {key.strip()} is nested too deeply to read") from None
     return out

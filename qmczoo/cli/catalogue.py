@@ -60,6 +60,10 @@ def info(name: str = typer.Argument(..., help="An ansatz, a layer or a named mol
     try:
         kind, e = entry(name)
     except ConfigError:
+        from qmczoo.registry import _BROKEN
+
+        if name in _BROKEN:  # a plug-in's malformed entry: say so, not "unknown molecule"
+            raise
         from qmczoo.chemistry.systems import get_system
         from qmczoo.errors import SystemSpecError
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -144,6 +145,7 @@ def train(
     from qmczoo import runs
     from qmczoo.runs.checks import check_eval_steps, check_serves_geometries, resolve_geometries
     from qmczoo.runs.folder import check_out_dir
+    from qmczoo.runs.resume import ResumeWarning, check_resume
     from qmczoo.runs.run_config import config_path, load_run_geometries
     from qmczoo.chemistry.systems import read_system
     from qmczoo.engine.config import TrainConfig
@@ -175,11 +177,14 @@ def train(
                               f"{'; '.join(bad)}. Drop them, or start a new run")
         total = steps if steps is not None else stored.steps
         TrainConfig(**{**stored.to_dict(), "steps": total})  # validate the new total
+        check_resume(Path(resume), total)  # refuses what would overwrite results; warns of what it repairs
         unit_read = runs.read_config_file(resume).get("input_unit", "bohr")
         typer.echo(f"resuming {resume} | {stored_system.describe()} | {stored_spec.name} ({stored_spec.preset}) | "
                    f"{_geometry_text(stored_system, unit_read)} | up to step {total}")
-        result = runs.train(out_dir=resume, resume=True, config=TrainConfig(steps=total),
-                            progress=progress, eval_steps=eval_steps)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResumeWarning)  # said above already
+            result = runs.train(out_dir=resume, resume=True, config=TrainConfig(steps=total),
+                                progress=progress, eval_steps=eval_steps)
         _print_summary(result.summary, result.out_dir)
         return
     if config_file is not None:

@@ -126,6 +126,8 @@ class VMC:
     def _build_kfac(self):
         import kfac_jax
 
+        from qmczoo.engine.kfac_blocks import BLOCKS
+
         c = self.config
         # the curvature factors are symmetric positive definite after damping: Cholesky
         # inverts them faster than kfac-jax's default LU (a process-wide kfac-jax setting)
@@ -143,6 +145,7 @@ class VMC:
             num_burnin_steps=0,
             estimation_mode="fisher_exact",
             multi_device=False,
+            layer_tag_to_block_ctor=BLOCKS,  # a layer without gradient gets a zero update, not NaN
         )
         self._finite = jax.jit(lambda params, energy: _tree_all_finite(params) & jnp.isfinite(energy))
 

@@ -42,11 +42,23 @@ def check_resources(system: System, spec: AnsatzSpec, config: TrainConfig):
         raise ConfigError(f"a batch of {config.batch_size} walkers of {n} electrons needs at least "
                           f"{need / 2**30:.3g} GiB, more than this machine's {total / 2**30:.3g} GiB; "
                           "use a smaller --batch-size")
+    check_basis_options(system, spec, config)
     if config.pretrain_steps > 0:
         mol = system.to_pyscf(config.pretrain_basis)  # a bad basis name is a SystemSpecError
         if max(system.n_up, system.n_down) > mol.nao:
             raise ConfigError(f"{system.name} with {system.n_up} up and {system.n_down} down electrons does not fit "
                               f"in the {mol.nao} orbitals of basis {config.pretrain_basis!r} used for pretraining")
+
+
+def check_basis_options(system: System, spec: AnsatzSpec, config: TrainConfig) -> None:
+    """Every basis-set name of the run (the ansatz's ``*basis`` options, used or not, and the
+    pretraining basis) must be one pyscf knows: a misspelt name is refused before anything runs."""
+    from qmczoo.chemistry.basis_names import check_basis_name
+
+    for key, value in spec.options.items():
+        if key.rpartition(".")[2].endswith("basis"):
+            check_basis_name(value, f"option {key} of {spec.name}", system.symbols)
+    check_basis_name(config.pretrain_basis, "pretrain_basis", system.symbols)
 
 
 def out_of_memory(exc: BaseException) -> bool:

@@ -15,6 +15,7 @@ The checkpoint format is :mod:`qmczoo.runs.checkpoint`; evaluating a finished ru
 from __future__ import annotations
 
 import dataclasses
+import errno
 import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,9 @@ from qmczoo.runs.checks import (
 )
 from qmczoo.runs.evaluation import EVALUATION_BURN_IN
 from qmczoo.runs.folder import CHECKPOINT, check_out_dir, lock_run, remove_run_files, write_json
+from qmczoo.runs.interrupt import StepBoundaryInterrupt
 from qmczoo.runs.progress import Progress, StepLine
+from qmczoo.runs.resume import check_resume
 from qmczoo.runs.run_config import load_run_config, load_run_geometries, read_config_file, save_config
 from qmczoo.runs.summary import summarize
 from qmczoo.runs.train_log import CSV_COLUMNS, append_rows, read_log, truncate_log
@@ -113,12 +116,16 @@ def train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, co
         if config is not None:
             stored = dataclasses.replace(stored, steps=config.steps)
         check_resources(stored_system, stored_spec, stored)
+        check_resume(out, stored.steps)  # before the lock too: a refused resume leaves no lock file behind
         with lock_run(out):
             try:
+                check_resume(out, stored.steps)  # again, now that no one else can write here
                 return _train(out_dir=out, resume=True, config=stored, progress=progress, eval_steps=eval_steps,
                               time_budget=time_budget)
             except KeyboardInterrupt:
                 raise RunInterrupted(out, (out / CHECKPOINT).exists()) from None
+            except OSError as exc:
+                raise _write_error(out, exc) from None
             except jax.errors.JaxRuntimeError as exc:
                 if out_of_memory(exc):
                     raise ConfigError(f"out of memory with {stored.batch_size} walkers: resume cannot change "
@@ -163,6 +170,8 @@ def train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, co
             if isinstance(exc, jax.errors.JaxRuntimeError) and out_of_memory(exc):
                 raise ConfigError(f"out of memory with {config.batch_size} walkers: "
                                   "use a smaller --batch-size") from None
+            if isinstance(exc, OSError):
+                raise _write_error(out, exc) from None
             raise
 
 
@@ -186,8 +195,10 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
         input_unit = read_config_file(out).get("input_unit", "bohr")
         geometries = load_run_geometries(out)
         restart = not (out / CHECKPOINT).exists()  # killed before its first checkpoint: start again
-        if restart and (out / "train.csv").exists():
-            (out / "train.csv").unlink()
+        if restart:  # check_resume refused a folder with results; what is left is an empty log at most
+            for name in ("train.csv", GEOMETRY_LOG):
+                if (out / name).exists():
+                    (out / name).unlink()
     else:
         system = get_system(system)
         spec = ansatz if isinstance(ansatz, AnsatzSpec) else get_ansatz(ansatz, preset, **(options or {}))
@@ -208,7 +219,7 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
     with Progress(progress) as bars:
         if resume and not restart:
             state, meta = checkpoint.load(out / CHECKPOINT, state)
-            truncate_log(out, int(state.step))
+            truncate_log(out, int(state.step))  # a damaged log is refused (check_resume has said so already)
             truncate_geometry_log(out / GEOMETRY_LOG, int(state.step))
         else:
             if config.pretrain_steps > 0:
@@ -229,35 +240,48 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
         last_good, n_bad = state, 0  # the NaN guard's last accepted state and the rejections since
         loop_start = last = time.perf_counter()
         try:
-            for state, stats in iterate_steps(vmc, state, max(0, config.steps - start_step)):
-                n_bad = n_bad + 1 if stats.rejected else 0
-                if not stats.rejected:
-                    last_good = state
-                elif n_bad >= config.max_rejected_steps:
-                    _stop_after_rejections(out, rows + [stats], offset, times + [time.perf_counter() - loop_start],
-                                           last_good, n_bad, int(state.step))
-                now = time.perf_counter()
-                step_times.append(now - last)
-                last = now
-                rows.append(stats)
-                history.append(stats)
-                times.append(now - loop_start)
-                bar(info=line(stats))
-                done = int(state.step)
-                over_budget = time_budget is not None and now - loop_start >= time_budget
-                if out is not None and (done % config.checkpoint_every == 0 or done == config.steps or over_budget):
-                    write_geometry_log(out / GEOMETRY_LOG, rows)
-                    append_rows(out / "train.csv", rows, offset, times)
-                    rows, times = [], []
-                    checkpoint.save(out / CHECKPOINT, state, {"step": done})
-                if over_budget:
-                    break
+            with StepBoundaryInterrupt() as interrupt:  # a first Ctrl-C lets the step in flight finish
+                for state, stats in iterate_steps(vmc, state, max(0, config.steps - start_step)):
+                    n_bad = n_bad + 1 if stats.rejected else 0
+                    if not stats.rejected:
+                        last_good = state  # by reference: free, and its arrays are alive until the next step
+                    elif n_bad == 1:
+                        # kfac-jax donated last_good's parameter and optimizer arrays to this step (they are
+                        # deleted); the rejected step handed back copies of exactly those values: keep copies
+                        # of them, which no step is given. Only a rejected step pays for this copy.
+                        last_good = last_good.replace(params=_copy(state.params), opt_state=_copy(state.opt_state))
+                    if stats.rejected and n_bad >= config.max_rejected_steps:
+                        _stop_after_rejections(out, rows + [stats], offset, times + [time.perf_counter() - loop_start],
+                                               last_good, n_bad, int(state.step))
+                    now = time.perf_counter()
+                    step_times.append(now - last)
+                    last = now
+                    rows.append(stats)
+                    history.append(stats)
+                    times.append(now - loop_start)
+                    bar(info=line(stats))
+                    done = int(state.step)
+                    over_budget = time_budget is not None and now - loop_start >= time_budget
+                    if out is not None and (done % config.checkpoint_every == 0 or done == config.steps or over_budget):
+                        write_geometry_log(out / GEOMETRY_LOG, rows)
+                        append_rows(out / "train.csv", rows, offset, times)
+                        rows, times = [], []
+                        checkpoint.save(out / CHECKPOINT, state, {"step": done})
+                    if over_budget:
+                        break
+                    interrupt.check()
         except KeyboardInterrupt:
-            if out is not None:  # keep every finished step: the run resumes from here
+            if out is not None and _alive(state):  # keep every finished step: the run resumes from here
                 write_geometry_log(out / GEOMETRY_LOG, rows)
                 append_rows(out / "train.csv", rows, offset, times)
                 checkpoint.save(out / CHECKPOINT, state, {"step": int(state.step)})
             raise
+        if step_times and int(state.n_rejected) >= int(state.step) > 0:
+            raise TrainingStopped(
+                f"every one of the run's {int(state.step)} training steps was rejected (non-finite energy, gradient "
+                f"or parameters), so its parameters are untrained: nothing was evaluated or summarised"
+                + (f"; the checkpoint in {out} holds the state after step {int(state.step)}" if out is not None else "")
+                + ". Lower the learning rate (--lr), pretrain (--pretrain-steps), or check the system")
         if step_times:
             extra["compile_seconds"] = step_times[0]
         seconds_per_step = float(np.mean(step_times[1:])) if len(step_times) > 1 else float("nan")
@@ -301,6 +325,40 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
                           title=f"{spec.name} ({spec.preset or 'custom'}) on {system.name}",
                           evaluation=(evaluation.energy, evaluation.energy_error) if evaluation else None)
     return RunResult(vmc=vmc, state=state, summary=summary, out_dir=out, evaluation=evaluation)
+
+
+def _alive(state) -> bool:
+    """Whether no array of ``state`` was given away to (donated to) an optimizer step since."""
+    return not any(getattr(x, "is_deleted", lambda: False)() for x in jax.tree.leaves(state))
+
+
+def _copy(tree):
+    """A copy of every array of ``tree`` (arrays that no optimizer step owns)."""
+    return jax.tree.map(lambda x: x.copy() if hasattr(x, "copy") else x, tree)
+
+
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO)
+
+
+def _write_error(out: Path, exc: OSError) -> BaseException:
+    """A file of the run could not be written (a full disk...): one line saying what is kept."""
+    if exc.errno not in _DISK_ERRORS and not isinstance(exc, PermissionError):
+        return exc
+    what = f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+    if (out / CHECKPOINT).exists():
+        try:
+            step = checkpoint.saved_step(out / CHECKPOINT)
+        except ConfigError:
+            step = None
+        at = f" at step {step}" if step is not None else ""
+        return RunWriteError(f"cannot write into run folder {out}: {what}. The run is checkpointed{at}: make room, "
+                             f"then continue it with qmczoo train --resume {out}")
+    return RunWriteError(f"cannot write into run folder {out}: {what}. Nothing of the run was kept; make room and "
+                         "start it again")
+
+
+class RunWriteError(QmczooError):
+    """A run's file could not be written (no space left, a read-only disk); the checkpoint says what is kept."""
 
 
 def _stop_after_rejections(out, rows, offset, times, last_good, n_bad, step):

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from qmczoo.runs.bench.results import COLUMNS
 from qmczoo.runs.bench.spec import _HF_FALLBACK_BASES, CELL_FILE, HF_FILE, AnsatzVariant, BenchSettings
+from qmczoo.runs.folder import lock_run, write_file
+from qmczoo.runs.resume import RESULT_FILES
 
 
 def hartree_fock_energies(systems: list, basis: str | None, out: Path | None = None) -> dict[str, dict]:
@@ -21,7 +23,13 @@ def hartree_fock_energies(systems: list, basis: str | None, out: Path | None = N
     from qmczoo.engine.pretrain import run_hartree_fock
 
     path = out / HF_FILE if out is not None else None
-    cache = json.loads(path.read_text()) if path is not None and path.exists() else {}
+    cache = {}
+    if path is not None and path.exists():
+        try:  # a cache: a damaged one is computed again
+            cache = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            cache = {}
+        cache = cache if isinstance(cache, dict) else {}
     for system in systems:
         if basis is None or system.name in cache:
             continue
@@ -34,7 +42,7 @@ def hartree_fock_energies(systems: list, basis: str | None, out: Path | None = N
                 entry["error"] = f"{type(exc).__name__}: {exc}"
         cache[system.name] = entry
     if path is not None:
-        path.write_text(json.dumps(cache, indent=2))
+        write_file(path, json.dumps(cache, indent=2))
     return cache
 
 
@@ -107,11 +115,11 @@ def _run_cell(variant: AnsatzVariant, system, seed: int, settings: BenchSettings
     from qmczoo.registry import get_ansatz
 
     marker = cell / CELL_FILE
-    prior = json.loads(marker.read_text()) if marker.exists() else {}
+    prior = json.loads(marker.read_text()) if marker.exists() else {}  # checked before the first cell ran
     if prior.get("status") == "ok" or (prior.get("status") == "failed" and not retry_failed):
         return prior["row"], "skipped"
     if prior.get("status") == "failed":
-        shutil.rmtree(cell)
+        _remove_cell(cell)
         prior = {}
     wall_before = float(prior.get("wall_seconds", 0.0))
     row = _empty_row(variant, system, seed, rel)
@@ -120,6 +128,9 @@ def _run_cell(variant: AnsatzVariant, system, seed: int, settings: BenchSettings
     try:
         if (cell / runs.CHECKPOINT).exists() and (cell / "config.yaml").exists():
             how = "resumed"
+            for name in RESULT_FILES:  # results of a cell killed before its record: evaluated again
+                if (cell / name).exists() and not (cell / name).is_symlink():
+                    (cell / name).unlink()
             log = runs.read_log(cell)
             budget, steps = settings.time_budget, settings.steps
             if budget is not None:
@@ -130,7 +141,7 @@ def _run_cell(variant: AnsatzVariant, system, seed: int, settings: BenchSettings
                                 progress=False, eval_steps=settings.eval_steps, time_budget=budget)
         else:
             if cell.exists():  # stopped before its first checkpoint: start again
-                shutil.rmtree(cell)
+                _remove_cell(cell)
                 wall_before = 0.0
             spec = get_ansatz(variant.name, settings.preset, **{**settings.sets, **variant.options})
             result = runs.train(system, spec, settings.train_config(seed), cell, progress=False,
@@ -138,8 +149,8 @@ def _run_cell(variant: AnsatzVariant, system, seed: int, settings: BenchSettings
         row = _finish_row(row, result, runs.read_log(cell), hf, wall_before + time.perf_counter() - start)
     except KeyboardInterrupt:
         if cell.exists():
-            marker.write_text(json.dumps({"status": "interrupted",
-                                          "wall_seconds": wall_before + time.perf_counter() - start}))
+            write_file(marker, json.dumps({"status": "interrupted",
+                                           "wall_seconds": wall_before + time.perf_counter() - start}))
         raise
     except Exception as exc:  # noqa: BLE001 - a failing cell must not stop the others
         row["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
@@ -147,8 +158,15 @@ def _run_cell(variant: AnsatzVariant, system, seed: int, settings: BenchSettings
         how = "failed"
     row["peak_rss_mib"], row["device_peak_mib"] = _memory()
     cell.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"status": row["status"], "row": row}, indent=2))
+    write_file(marker, json.dumps({"status": row["status"], "row": row}, indent=2))
     return row, how
+
+
+def _remove_cell(cell: Path) -> None:
+    """Delete a cell's folder to run it again, holding its run lock (a ``qmczoo evaluate`` or
+    ``train --resume`` of that cell in another process is refused, not pulled from under it)."""
+    with lock_run(cell):
+        shutil.rmtree(cell)
 
 
 def _curves(out: Path, rows: list[dict]) -> list[dict]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
@@ -157,14 +158,17 @@ class BenchResults:
 
     def write(self, out_dir: str | Path | None = None) -> None:
         """Write results.json, results.csv and results.md into the bench folder."""
+        from qmczoo.runs.folder import write_file
+
         out = Path(out_dir or self.out_dir)
-        (out / "results.json").write_text(json.dumps(self.to_json(), indent=2))
-        with (out / "results.csv").open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(COLUMNS)
-            for r in self.rows:
-                w.writerow(["" if r.get(c) is None else r.get(c) for c in COLUMNS])
-        (out / "results.md").write_text(self.to_markdown())
+        write_file(out / "results.json", json.dumps(self.to_json(), indent=2))
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(COLUMNS)
+        for r in self.rows:
+            w.writerow(["" if r.get(c) is None else r.get(c) for c in COLUMNS])
+        write_file(out / "results.csv", buf.getvalue())
+        write_file(out / "results.md", self.to_markdown())
 
 
 def load_bench(out_dir: str | Path) -> BenchResults:

@@ -22,6 +22,9 @@ from qmczoo.errors import ConfigError
 BENCH_FILE = "bench.yaml"
 CELL_FILE = "bench_cell.json"
 HF_FILE = "hartree_fock.json"
+_WRITTEN = (BENCH_FILE, HF_FILE, "results.csv", "results.json", "results.md", "convergence.png")
+#: every file a bench writes into its folder (and their temporary files), besides the lock
+BENCH_FILES = (*_WRITTEN, *(name + ".tmp" for name in _WRITTEN), ".qmczoo.lock")
 DEFAULT_HF_BASIS = defaults.BENCH_HF_BASIS
 _HF_FALLBACK_BASES = ("cc-pvqz", "cc-pvtz")
 UNLIMITED_STEPS = 1_000_000  # the step cap when only a time budget is given
@@ -68,6 +71,8 @@ def _parse_option(text: str, where: str) -> tuple[str, Any, str]:
         parsed = yaml.safe_load(value)
     except yaml.YAMLError as exc:
         raise ConfigError(f"cannot parse the value of {key!r} in {where!r}: {value!r}") from exc
+    except RecursionError:
+        raise ConfigError(f"the value of {key!r} in --ansatz is nested too deeply to read") from None
     return key, parsed, f"{key}={value}"
 
 
@@ -75,8 +80,9 @@ def parse_ansatze(spec: str | Sequence[str]) -> list[AnsatzVariant]:
     """``"ferminet,ferminet:determinants=1:jastrow=ee_cusp_jastrow"`` -> a list of variants.
 
     ``all`` stands for every registered ansatz with its defaults. Unknown names, malformed
-    options and duplicate variants raise :class:`ConfigError`; whether an option exists is
-    checked per cell (a bad option fails that cell, not the bench).
+    options and duplicate variants raise :class:`ConfigError`; whether an option exists (and
+    fits its ansatz, preset and slot) is checked by :func:`~qmczoo.runs.bench.run_bench` for
+    every cell before the first one starts.
     """
     from qmczoo.registry import get_ansatz, list_ansatze
 
