@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import difflib
 import importlib
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
@@ -34,29 +35,22 @@ class PluginWarning(QmczooWarning):
     """A plug-in (or one of its entries) that could not be loaded; it is left out."""
 
 
-# names whose plug-in entry was malformed: {name: why}, so that asking for one says so
-_BROKEN: dict[str, str] = {}
-_MAPPING_KEYS = ("defaults", "presets", "options", "slots", "claims", "choices")
+_BROKEN: dict[str, str] = {}  # names whose plug-in entry is malformed: {name: what is wrong}
 
 
-def _entry_problem(kind: str, name, entry) -> str | None:
+def _entry_problem(kind: str, entry) -> str | None:
     """What is wrong with a plug-in's registry entry (None: nothing)."""
-    if not isinstance(name, str) or not name:
-        return f"the name {name!r} is not a string"
     if not isinstance(entry, dict):
         return f"the entry is a {type(entry).__name__}, not a mapping"
     factory = entry.get("factory")
     if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
         return f"factory must be 'package.module:attribute' or a callable, got {factory!r}"
-    for key in _MAPPING_KEYS:
-        if entry.get(key) is not None and not isinstance(entry[key], dict):
-            return f"{key} must be a mapping, got {type(entry[key]).__name__}"
-    for preset, values in (entry.get("presets") or {}).items():
-        if not isinstance(values, dict):
-            return f"preset {preset!r} must be a mapping of options, got {type(values).__name__}"
-    if kind == "layers" and not isinstance(entry.get("slot"), str):
-        return f"a layer entry needs its slot (a string), got {entry.get('slot')!r}"
-    return None
+    bad = [k for k in ("defaults", "presets", "options", "slots", "claims", "choices")
+           if entry.get(k) is not None and not isinstance(entry[k], dict)]
+    bad = bad or [f"preset {k!r}" for k, v in (entry.get("presets") or {}).items() if not isinstance(v, dict)]
+    if bad:
+        return f"{bad[0]} must be a mapping"
+    return None if kind == "ansatze" or isinstance(entry.get("slot"), str) else "a layer entry needs its slot"
 
 
 def _load() -> dict[str, dict[str, dict]]:
@@ -70,34 +64,23 @@ def _load() -> dict[str, dict[str, dict]]:
             try:
                 entries = ep.load()
                 entries = entries() if callable(entries) else entries
-                if not isinstance(entries, dict):
-                    raise TypeError(f"expected a mapping with 'ansatze' and/or 'layers', got {type(entries).__name__}")
+                if not isinstance(entries, dict) or not all(isinstance(entries.get(k) or {}, dict)
+                                                            for k in ("ansatze", "layers")):
+                    raise TypeError("expected a mapping with 'ansatze' and/or 'layers' mappings")
             except KeyboardInterrupt:
                 raise
-            except BaseException as exc:  # noqa: BLE001 - a broken plug-in (even one calling sys.exit) must not break the package
-                import warnings
-
-                what = f"{type(exc).__name__}({exc})" if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
-                warnings.warn(f"qmczoo plug-in {ep.name!r} ({ep.value}) failed to load and is left out: {what}",
-                              PluginWarning, stacklevel=2)
+            except BaseException as exc:  # noqa: BLE001 - a broken plug-in (even sys.exit) must not break the package
+                warnings.warn(f"qmczoo plug-in {ep.name!r} ({ep.value}) failed to load and is left out: "
+                              f"{type(exc).__name__}: {exc}", PluginWarning, stacklevel=2)
                 continue
             for kind in ("ansatze", "layers"):
-                table = entries.get(kind) or {}
-                if not isinstance(table, dict):
-                    import warnings
-
-                    warnings.warn(f"qmczoo plug-in {ep.name!r} ({ep.value}): its {kind!r} is a "
-                                  f"{type(table).__name__}, not a mapping; left out", PluginWarning, stacklevel=2)
-                    continue
-                for name, entry in table.items():
-                    problem = _entry_problem(kind, name, entry)
+                for name, entry in (entries.get(kind) or {}).items():
+                    problem = _entry_problem(kind, entry)
                     if problem is not None:
-                        import warnings
-
-                        what = "ansatz" if kind == "ansatze" else "layer"
-                        message = f"qmczoo plug-in {ep.value!r} registers {what} {name!r} with a malformed entry: {problem}"
-                        _BROKEN[str(name)] = message
-                        warnings.warn(message + "; left out", PluginWarning, stacklevel=2)
+                        _BROKEN[str(name)] = (f"qmczoo plug-in {ep.value!r} registers "
+                                              f"{'ansatz' if kind == 'ansatze' else 'layer'} {name!r} with a "
+                                              f"malformed entry: {problem}")
+                        warnings.warn(_BROKEN[str(name)] + "; left out", PluginWarning, stacklevel=2)
                         continue
                     entry = dict(entry, plugin=ep.value)
                     if name in registry[kind]:
