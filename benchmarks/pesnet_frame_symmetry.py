@@ -23,15 +23,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
+import jax
+import jax.numpy as jnp
 
 jax.config.update("jax_enable_x64", True)
 
-from qmczoo import testing  # noqa: E402
-from qmczoo.registry import get_ansatz  # noqa: E402
-from qmczoo.sampler import initial_positions  # noqa: E402
-from qmczoo.systems import get_system  # noqa: E402
+from qmczoo import testing
+from qmczoo.registry import get_ansatz
+from qmczoo.sampler import initial_positions
+from qmczoo.systems import get_system
 
 _T = 2.05 / np.sqrt(3)
 _RING = 2 * np.pi * np.arange(3) / 3
@@ -40,8 +40,8 @@ RELABELLINGS = {  # label: (geometry in bohr, the nuclei's new order: a symmetry
     "H2O C2v (swap the H)": ("O 0 0 0; H 1.43 0 1.11; H -1.43 0 1.11", [0, 2, 1]),
     "NH3 (C3 cycle of the H)": ("N 0 0 0; " + "; ".join(f"H {1.77 * np.cos(a)} {1.77 * np.sin(a)} -0.72"
                                                         for a in _RING), [0, 2, 3, 1]),
-    "CH4 (C3 cycle of the H)": (f"C 0 0 0; H {_T} {_T} {_T}; H {_T} {-_T} {-_T}; H {-_T} {_T} {-_T}; "
-                                f"H {-_T} {-_T} {_T}", [0, 1, 3, 4, 2]),
+    "CH4 (C3 cycle of the H)": (f"C 0 0 0; H {_T} {_T} {_T}; H {_T} {-_T} {-_T}; H {-_T} {_T} {-_T}; H {-_T} {-_T} {_T}",
+                                [0, 1, 3, 4, 2]),
 }
 
 
@@ -63,7 +63,8 @@ def main() -> None:
     for frame in ("signed", "symmetric"):
         for label, (geometry, order) in RELABELLINGS.items():
             d = _changes(get_system(geometry, unit="bohr"), frame, moved_R=lambda R, o=order: R[jnp.asarray(o)])
-            print(f"frame={frame:9s} {label:24s} relabelled nuclei: |d log|psi|| mean {d.mean():.2e}, max {d.max():.2e}")
+            print(f"frame={frame:9s} {label:24s} relabelled nuclei: |d log|psi|| mean {d.mean():.2e}, "
+                  f"max {d.max():.2e}")
     for name in ("LiH", "H2"):
         system = get_system(name)
         R = np.asarray(system.positions)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from qmczoo import testing
+from qmczoo.layers.frame_kind import _Designation, frame_kind
 from qmczoo.layers.geometry_encoder import GeometryEncoder, NuclearEmbedding
-from qmczoo.layers.molecular_frame import (FrameKind, FrameWarning, _Designation, frame_chirality,
-                                          frame_coordinates, frame_kind, molecular_frame)
+from qmczoo.layers.molecular_frame import FrameKind, FrameWarning, frame_chirality, frame_coordinates, molecular_frame
 from qmczoo.layers.slots import SLOTS, GeometryEncoderSlot
 from qmczoo.testing import random_rotation
 
@@ -140,12 +140,12 @@ def test_frame_coordinates_per_component_rules():
     t = np.asarray(frame_chirality(x, jnp.eye(3), kind))
     np.testing.assert_allclose(t[..., 0], [[0.0, 1.0], [-1.0, 0.0]], atol=1e-14)
     assert frame_chirality(x, jnp.eye(3), sphere).shape == (2, 2, 0)
-    for bad in [dict(groups=((0, 2), (1,)), signs=("none", "none")),
-                dict(groups=((0,), (1, 2)), signs=("none", "nucleus"), nuclei=((), (1,))),  # unsigned u, one nucleus
-                dict(groups=((0,), (1,), (2,)), signs=("moment", "none", "handedness")),
-                dict(groups=((0, 1, 2),), signs=("nucleus",), nuclei=((1,),))]:
+    for bad in [(((0, 2), (1,)), ("none", "none"), None),
+                (((0,), (1, 2)), ("none", "nucleus"), ((), (1,))),  # unsigned u, one nucleus
+                (((0,), (1,), (2,)), ("moment", "none", "handedness"), None),
+                (((0, 1, 2),), ("nucleus",), ((1,),))]:
         with pytest.raises(ValueError):
-            FrameKind(**bad)
+            FrameKind(*bad)
 
 
 @pytest.mark.parametrize("name", ["lih", "h2"])

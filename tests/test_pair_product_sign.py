@@ -9,7 +9,6 @@ ansatz by tests/test_ansatz_contract.py.
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 from qmczoo.registry import get_ansatz
@@ -32,7 +31,7 @@ def test_one_electron_factor_is_positive_on_random_configurations(ansatz, system
     walkers = walkers + jax.random.normal(jax.random.PRNGKey(1), walkers.shape)  # spread them out
     for seed in range(3):
         params = module.init(jax.random.PRNGKey(seed), walkers[0], R)
-        blocks = jax.jit(jax.vmap(lambda x: _blocks(module, params, x, R)))(walkers)
+        blocks = jax.jit(jax.vmap(_blocks, in_axes=(None, None, 0, None)), static_argnums=0)(module, params, walkers, R)
         chi = jnp.concatenate([jnp.diagonal(b, axis1=-2, axis2=-1).reshape(len(walkers), -1) for b in blocks], -1)
         assert chi.shape == (64, 2 * system.n_electrons)  # K = 2 terms, one chi per electron each
         assert bool(jnp.all(chi > 0)), float(jnp.mean(chi < 0))

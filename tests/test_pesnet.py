@@ -141,7 +141,7 @@ def test_pesnet_has_geometry_dependent_determinant_weights():
     spec = get_ansatz("pesnet", "tiny")
     assert spec.options["antisymmetrizer"] == "weighted_determinants" and spec.options["jastrow"] == "none"
     gset = parse_scan(system, "bond=1.0,3.0")
-    wf, params, r, _ = _tiny_pesnet(system)
+    wf, params, *_ = _tiny_pesnet(system)
     stage = jax.jit(lambda p, R: wf.geometry_stage(p, R))
     weights = [stage(params, R)["antisymmetrizer"]["weights"] for R in jnp.asarray(gset.positions)]
     k = spec.options["determinants"]

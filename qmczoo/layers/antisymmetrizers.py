@@ -136,7 +136,9 @@ class WeightedDeterminants(nn.Module):
     @nn.compact
     def __call__(self, blocks: Sequence[jnp.ndarray]) -> tuple[jnp.ndarray, jnp.ndarray]:
         _check_blocks("WeightedDeterminants", blocks, self.determinants)
-        init = lambda key, shape, dtype=jnp.float32: self.initial_weights(dtype)  # noqa: E731
+        def init(key, shape, dtype=jnp.float32):
+            return self.initial_weights(dtype)
+
         signs, logdets = _signed_log_terms(blocks)
         # under a geometry encoder (PESNet) the weights are a global geometry value
         supplied = geometry_value(self, "weights", (self.determinants,), init, per_nucleus=False)

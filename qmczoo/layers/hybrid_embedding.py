@@ -108,5 +108,6 @@ class HybridEmbedding(nn.Module):
             new_two = act(SpinSplitPairDense(d_two, self.n_up, name=f"two_{layer}")(h_two))
             h_one, h_two = residual(new_one, h_one), residual(new_two, h_two)
             if layer + 1 < len(self.hidden_dims):  # the electron-nuclear stream, as DeepErwin updates it
-                en_hidden = residual(act(Dense(self.nuclear_width, name=f"nuclear_stream_{layer}")(en_hidden)), en_hidden)
+                update = Dense(self.nuclear_width, name=f"nuclear_stream_{layer}")
+                en_hidden = residual(act(update(en_hidden)), en_hidden)
         return EmbeddingOutput(*symmetric_inputs(h_one, h_two, self.n_up))

@@ -4,8 +4,8 @@ A geometry encoder (a graph network over the nuclei, the ``geometry_encoder`` sl
 nuclear geometry ``(Z, R)`` to per-nucleus and global vectors; output heads turn them into the
 *geometry values* that the FermiNet's layers declare (:mod:`qmczoo.layers.geometry_params`):
 the per-nucleus input maps of ``pesnet_features``, the per-nucleus envelope weights and
-exponents and the determinant weights of ``weighted_determinants``. The FermiNet (:class:`~qmczoo.models.ferminet.FermiNet`, any slot fillers) runs with
-them. The ansatz uses the contract's per-geometry stage: the encoder and its heads run once per
+exponents and the determinant weights of ``weighted_determinants``. The FermiNet
+(:class:`~qmczoo.models.ferminet.FermiNet`, any slot fillers) runs with them. The ansatz uses the contract's per-geometry stage: the encoder and its heads run once per
 geometry (``geometry_stage``), the FermiNet once per walker (``electron_stage``).
 
 Electron features are expressed in a frame that moves with the molecule (``pesnet_features``),
@@ -130,7 +130,7 @@ def make_pesnet(system, geometry_encoder: Layer, features: Layer, embedding: Lay
     """Factory used by the registry. ``geometries`` ``[G, M, 3]`` (bohr): the geometries the
     ansatz will serve (they fix the static molecular-frame kind); default: the system's.
     ``frame``: one of :data:`FRAMES` (``frame_kind``'s ``designate``)."""
-    from qmczoo.layers.molecular_frame import frame_kind
+    from qmczoo.layers.frame_kind import frame_kind
 
     if frame not in FRAMES:
         raise ValueError(f"pesnet: frame must be one of {', '.join(FRAMES)}, got {frame!r}")
