@@ -30,8 +30,8 @@ jax.config.update("jax_enable_x64", True)
 
 from qmczoo import testing
 from qmczoo.registry import get_ansatz
-from qmczoo.sampler import initial_positions
-from qmczoo.systems import get_system
+from qmczoo.engine.sampler import initial_positions
+from qmczoo.chemistry.systems import get_system
 
 _T = 2.05 / np.sqrt(3)
 _RING = 2 * np.pi * np.arange(3) / 3

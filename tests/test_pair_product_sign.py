@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import pytest
 
 from qmczoo.registry import get_ansatz
-from qmczoo.sampler import initial_positions
-from qmczoo.systems import get_system
+from qmczoo.engine.sampler import initial_positions
+from qmczoo.chemistry.systems import get_system
 
 
 def _blocks(module, params, r, R):
