@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from qmczoo.layers.curvature import scale
+from qmczoo.layers.geometry_params import geometry_value
 
 
 def signed_logsumexp(signs: jnp.ndarray, logs: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -108,8 +109,9 @@ class WeightedDeterminants(nn.Module):
     (``d log|psi| / d w_k = prod_b det_k / psi``), but the orbitals of determinants ``k > 0`` do
     not until their weight has moved away from zero (their contribution is ``w_k`` times theirs).
 
-    Parameter ``weights`` ``[K]``, registered with :func:`~qmczoo.layers.curvature.scale`. 1x1
-    blocks stay in linear scale, as in :func:`multi_determinant`.
+    Parameter ``weights`` ``[K]``, registered with :func:`~qmczoo.layers.curvature.scale`; under a
+    geometry encoder (PESNet) a global geometry value instead (:mod:`qmczoo.layers.geometry_params`).
+    1x1 blocks stay in linear scale, as in :func:`multi_determinant`.
 
     Call: ``blocks`` (list of ``[K, n_b, n_b]``). Returns ``(sign, log|psi|)``.
     """
@@ -134,8 +136,14 @@ class WeightedDeterminants(nn.Module):
     @nn.compact
     def __call__(self, blocks: Sequence[jnp.ndarray]) -> tuple[jnp.ndarray, jnp.ndarray]:
         _check_blocks("WeightedDeterminants", blocks, self.determinants)
-        w = self.param("weights", lambda key, shape, dtype=jnp.float32: self.initial_weights(dtype),
-                       (self.determinants,))
+        def init(key, shape, dtype=jnp.float32):
+            return self.initial_weights(dtype)
+
         signs, logdets = _signed_log_terms(blocks)
+        # under a geometry encoder (PESNet) the weights are a global geometry value
+        supplied = geometry_value(self, "weights", (self.determinants,), init, per_nucleus=False)
+        if supplied is not None:
+            return signed_logsumexp(signs * supplied, logdets)
+        w = self.param("weights", init, (self.determinants,))
         # the weight multiplies a per-walker factor: a per-walker diagonal KFAC block
         return signed_logsumexp(scale(signs, w), logdets)
