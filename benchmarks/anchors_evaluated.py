@@ -10,10 +10,10 @@ snapshot is evaluated with its own code's fixed-parameter mode:
 
 - FermiNet: ``optim.optimizer=none``, restored from the checkpoint (walkers included);
 - DeepQMC: its ``evaluate`` task on the checkpoint, keeping the checkpoint's walkers;
-- qmczoo: ``qmczoo.evaluate.evaluate`` (what ``qmczoo evaluate`` runs).
+- qmczoo: ``qmczoo.engine.evaluate.evaluate`` (what ``qmczoo evaluate`` runs).
 
 The first ``--eval-discard`` measured steps are dropped and the per-step mean energies are
-reblocked by one routine (``qmczoo.statistics.reblock``) for all three codes.
+reblocked by one routine (``qmczoo.engine.statistics.reblock``) for all three codes.
 
 Prints one table (s/step, start-up, evaluated energy +- error at each snapshot, the time from
 which the evaluated energy stays within 1.6 mHa of exact, each as a ratio to FermiNet) and
@@ -167,7 +167,7 @@ def train_and_evaluate_qmczoo(out: Path, budget: float, every: float, eval_steps
 # --- evaluation ------------------------------------------------------------------------------
 
 def _estimate(energies, discard: int) -> tuple[float, float]:
-    from qmczoo.statistics import reblock
+    from qmczoo.engine.statistics import reblock
 
     est = reblock(np.asarray(energies, dtype=np.float64)[discard:])
     return est.mean, est.error

@@ -79,8 +79,9 @@ def main():
     import yaml
 
     from qmczoo.registry import get_ansatz
-    from qmczoo.systems import get_system
-    from qmczoo.train import TrainConfig, VMC, iterate_steps
+    from qmczoo.chemistry.systems import get_system
+    from qmczoo.engine.config import TrainConfig
+    from qmczoo.engine.vmc import VMC, iterate_steps
 
     extra = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.overrides)}
     config = TrainConfig(batch_size=args.batch, pretrain_steps=args.pretrain, burn_in=args.burn_in,
@@ -140,7 +141,7 @@ def main():
                   f"for good from {_fmt_minutes(good_m)}")
     import jax
 
-    from qmczoo.evaluate import evaluate
+    from qmczoo.engine.evaluate import evaluate
 
     evaluated = []
     for at, step, (params, walkers) in snapshots:

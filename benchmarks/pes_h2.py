@@ -4,7 +4,7 @@ Trains PESNet (one network, all geometries at once) on a scan of the H2 bond, an
 once per geometry, with the same total number of optimisation steps (PESNet's steps = the
 FermiNet runs' steps summed) and the same walkers per step; evaluates every geometry with
 fixed parameters (reblocked error bars) and compares with the exact Born–Oppenheimer curve
-(``qmczoo/data/pes.yaml``, Sims & Hagstrom 2006). Prints one table and writes ``table.md``,
+(``qmczoo/chemistry/data/pes.yaml``, Sims & Hagstrom 2006). Prints one table and writes ``table.md``,
 ``results.json`` and ``pes_h2.png`` (energies and errors of both against the bond length).
 
     python benchmarks/pes_h2.py --out runs/pes_h2                  # defaults below
@@ -30,9 +30,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qmczoo import runs  # noqa: E402
-from qmczoo.geometry_set import interpolate_reference, parse_scan, reference_curve  # noqa: E402
-from qmczoo.systems import get_system  # noqa: E402
-from qmczoo.train import TrainConfig  # noqa: E402
+from qmczoo.runs.folder import json_safe  # noqa: E402
+from qmczoo.chemistry.reference_curves import interpolate_reference, reference_curve  # noqa: E402
+from qmczoo.chemistry.scans import parse_scan  # noqa: E402
+from qmczoo.chemistry.systems import get_system  # noqa: E402
+from qmczoo.engine.config import TrainConfig  # noqa: E402
 
 
 def _run(out: Path, eval_steps: int, eval_batch: int, **kwargs) -> dict:
@@ -52,7 +54,7 @@ def _run(out: Path, eval_steps: int, eval_batch: int, **kwargs) -> dict:
     runs.evaluate_run(out, eval_steps, batch_size=eval_batch, progress=False)
     record = dict(result.summary, train_wall_seconds=train_seconds, eval_wall_seconds=time.perf_counter() - start,
                   evaluation=json.loads((out / "evaluation.json").read_text()))
-    done.write_text(json.dumps(runs._json_safe(record), indent=2))
+    done.write_text(json.dumps(json_safe(record), indent=2))
     return record
 
 

@@ -12,20 +12,20 @@ __version__ = "0.1.0"
 
 import os as _os
 
-# Before numpy/scipy load OpenBLAS (see qmczoo.threads): small LAPACK calls are much
+# Before numpy/scipy load OpenBLAS (see qmczoo.engine.threads): small LAPACK calls are much
 # faster single-threaded. Respected only if the user has not set it.
 _os.environ.setdefault("OPENBLAS_NUM_THREADS", _os.environ.get("QMCZOO_BLAS_THREADS", "1"))
 
 from qmczoo.errors import ConfigError, QmczooError, SystemSpecError  # noqa: E402
 from qmczoo.registry import get_ansatz, list_ansatze, list_layers, register_ansatz, register_layer  # noqa: E402
-from qmczoo.systems import System, get_system  # noqa: E402
+from qmczoo.chemistry.systems import System, get_system  # noqa: E402
 
 # The training machinery pulls in kfac-jax, folx and optax: imported on first use, so that
 # `qmczoo list` and `qmczoo info` start quickly.
-# (`qmczoo.train` is the trainer module; the run-folder function is `run_training`.)
-_LAZY = {"TrainConfig": ("qmczoo.train", "TrainConfig"), "VMC": ("qmczoo.train", "VMC"),
-         "run_training": ("qmczoo.runs", "train"), "evaluate_run": ("qmczoo.runs", "evaluate_run"),
-         "run_bench": ("qmczoo.bench", "run_bench")}
+# (`qmczoo.runs.train` is the run-folder function, also exported as `run_training`.)
+_LAZY = {"TrainConfig": ("qmczoo.engine.config", "TrainConfig"), "VMC": ("qmczoo.engine.vmc", "VMC"),
+         "run_training": ("qmczoo.runs.lifecycle", "train"), "evaluate_run": ("qmczoo.runs.evaluation", "evaluate_run"),
+         "run_bench": ("qmczoo.runs.bench", "run_bench")}
 
 
 def __getattr__(name):

@@ -12,14 +12,16 @@ import copy
 import dataclasses
 import difflib
 import importlib
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
 import yaml
 
-from qmczoo.errors import ConfigError
+from qmczoo.errors import ConfigError, QmczooWarning
 from qmczoo.layers.filler import NONE, Layer, _thaw, make_layer
+from qmczoo.layers.options import check_option  # noqa: F401  (re-exported: the registry's option rule)
 
 ENTRY_POINT_GROUP = "qmczoo.registry"
 OPTIONAL_SLOTS = ("jastrow", "backflow")  # slot kinds a user may leave empty (none)
@@ -30,9 +32,32 @@ def _registry_file() -> Path:
     return Path(__file__).with_name("registry.yaml")
 
 
+class PluginWarning(QmczooWarning):
+    """A plug-in (or one of its entries) that could not be loaded; it is left out."""
+
+
+_BROKEN: dict[str, str] = {}  # names whose plug-in entry is malformed: {name: what is wrong}
+
+
+def _entry_problem(kind: str, entry) -> str | None:
+    """What is wrong with a plug-in's registry entry (None: nothing)."""
+    if not isinstance(entry, dict):
+        return f"the entry is a {type(entry).__name__}, not a mapping"
+    factory = entry.get("factory")
+    if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
+        return f"factory must be 'package.module:attribute' or a callable, got {factory!r}"
+    bad = [k for k in ("defaults", "presets", "options", "slots", "claims", "choices")
+           if entry.get(k) is not None and not isinstance(entry[k], dict)]
+    bad = bad or [f"preset {k!r}" for k, v in (entry.get("presets") or {}).items() if not isinstance(v, dict)]
+    if bad:
+        return f"{bad[0]} must be a mapping"
+    return None if kind == "ansatze" or isinstance(entry.get("slot"), str) else "a layer entry needs its slot"
+
+
 def _load() -> dict[str, dict[str, dict]]:
     global _REGISTRY
     if _REGISTRY is None:
+        _BROKEN.clear()
         data = yaml.safe_load(_registry_file().read_text())
         registry = {"ansatze": dict(data.get("ansatze", {})), "layers": dict(data.get("layers", {}))}
         collisions = []
@@ -40,15 +65,24 @@ def _load() -> dict[str, dict[str, dict]]:
             try:
                 entries = ep.load()
                 entries = entries() if callable(entries) else entries
-                if not isinstance(entries, dict):
-                    raise TypeError(f"expected a mapping with 'ansatze' and/or 'layers', got {type(entries).__name__}")
-            except Exception as exc:  # a broken plug-in must not break the package
-                import warnings
-
-                warnings.warn(f"qmczoo plug-in {ep.name!r} ({ep.value}) failed to load: {exc}")
+                if not isinstance(entries, dict) or not all(isinstance(entries.get(k) or {}, dict)
+                                                            for k in ("ansatze", "layers")):
+                    raise TypeError("expected a mapping with 'ansatze' and/or 'layers' mappings")
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - a broken plug-in (even sys.exit) must not break the package
+                warnings.warn(f"qmczoo plug-in {ep.name!r} ({ep.value}) failed to load and is left out: "
+                              f"{type(exc).__name__}: {exc}", PluginWarning, stacklevel=2)
                 continue
             for kind in ("ansatze", "layers"):
                 for name, entry in (entries.get(kind) or {}).items():
+                    problem = _entry_problem(kind, entry)
+                    if problem is not None:
+                        _BROKEN[str(name)] = (f"qmczoo plug-in {ep.value!r} registers "
+                                              f"{'ansatz' if kind == 'ansatze' else 'layer'} {name!r} with a "
+                                              f"malformed entry: {problem}")
+                        warnings.warn(_BROKEN[str(name)] + "; left out", PluginWarning, stacklevel=2)
+                        continue
                     entry = dict(entry, plugin=ep.value)
                     if name in registry[kind]:
                         if not entry.get("override"):
@@ -66,6 +100,8 @@ def _load() -> dict[str, dict[str, dict]]:
 
 
 def _unknown(kind: str, name: str, known) -> ConfigError:
+    if isinstance(name, str) and name in _BROKEN:
+        return ConfigError(_BROKEN[name])
     known = sorted(known)
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -359,72 +395,6 @@ def get_ansatz(name: str, preset: str | None = None, **options) -> AnsatzSpec:
     return AnsatzSpec(name=name, preset=preset, options=out)
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_pair_list(value) -> bool:
-    return (isinstance(value, (list, tuple)) and len(value) > 0
-            and all(isinstance(p, (list, tuple)) and len(p) == 2 and all(_is_int(v) for v in p) for p in value))
-
-
-def check_option(ansatz: str, key: str, value, default, choices=None):
-    """``value`` checked against the type of the option's ``default`` (from the registry).
-
-    The default decides the type, so plug-in entries are checked the same way:
-
-    * a bool default needs a bool (YAML ``true``/``false``/``yes``/``no``);
-    * an int default needs an int (not a float or a bool), at least 1 when the default is
-      at least 1 (counts such as ``determinants``), else at least 0;
-    * a float default needs a finite number;
-    * a str default needs a string;
-    * a list of integer pairs (``hidden_dims``) needs a non-empty list of pairs of ints >= 1;
-      any other list default needs a list;
-    * a None default accepts anything (the factory checks it);
-    * ``choices`` (from the entry's ``choices`` mapping), if given, lists the allowed values.
-
-    Raises:
-      ConfigError: ``option 'determinants' of ferminet expects an integer >= 1, got 'banana'``.
-    """
-    import math
-
-    def bad(expects):
-        return ConfigError(f"option {key!r} of {ansatz} expects {expects}, got {value!r}")
-
-    if choices is not None and value not in choices:
-        raise bad(f"one of {', '.join(map(str, choices))}")
-    if default is None:
-        return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return value
-    if _is_int(default):
-        low = 1 if default >= 1 else 0
-        if not _is_int(value):
-            raise bad(f"an integer >= {low}")
-        if value < low:
-            raise bad(f"an integer >= {low}")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise bad("a finite number")
-        return float(value)
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            raise bad("a string")
-        return value
-    if isinstance(default, (list, tuple)):
-        if _is_pair_list(default):
-            if not _is_pair_list(value) or any(v < 1 for p in value for v in p):
-                raise bad("a non-empty list of pairs of positive integers, e.g. [[64, 8], [64, 8]]")
-            return [list(p) for p in value]
-        if not isinstance(value, (list, tuple)):
-            raise bad("a list")
-        return value
-    return value
-
-
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """``["determinants=4", "embedding.hidden_dims=[[32,4]]"]`` -> ``{"determinants": 4, ...}`` (YAML values)."""
     out = {}
@@ -436,4 +406,6 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             out[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError as exc:
             raise ConfigError(f"cannot parse value of {key.strip()!r}: {value!r}") from exc
+        except RecursionError:
+            raise ConfigError(f"the value of --set {key.strip()} is nested too deeply to read") from None
     return out

@@ -27,6 +27,10 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+SUPPLIED = "geometry"
+"""The variable collection through which a per-geometry stage hands its values to the electron module
+(:class:`GeometryAnsatz`; the layers that take them: :mod:`qmczoo.layers.geometry_params`)."""
+
 Params = Any
 
 
@@ -164,8 +168,6 @@ def from_geometry_ansatz(ansatz: GeometryAnsatz, n_up: int, n_down: int, name: s
     parameters are created with the supplied values in place, so a value the encoder supplies
     is never also a parameter of the electron module.
     """
-    from qmczoo.layers.geometry_params import SUPPLIED
-
     geometry, electrons = ansatz.geometry, ansatz.electrons
 
     def init(key, r, R):

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from qmczoo.registry import get_ansatz  # noqa: E402
-from qmczoo.systems import get_system  # noqa: E402
+from qmczoo.chemistry.systems import get_system  # noqa: E402
 from qmczoo.testing import random_configuration, to_float64  # noqa: E402
 
 # ------------------------------------------------------------------ one compilation cache per session
@@ -110,7 +110,7 @@ def pytest_xdist_make_scheduler(config, log):
 def pytest_runtest_setup(item):
     """Every test (and its fixtures, whatever their scope) starts in float64.
 
-    ``qmczoo.train.VMC`` sets the global ``jax_enable_x64`` to match its run's dtype, so a
+    ``qmczoo.engine.vmc.VMC`` sets the global ``jax_enable_x64`` to match its run's dtype, so a
     float32 training test would otherwise leave x64 off for every test after it.
     """
     jax.config.update("jax_enable_x64", True)

@@ -8,16 +8,17 @@ import numpy as np
 import pytest
 
 from qmczoo.errors import ConfigError
-from qmczoo.hamiltonian import make_local_energy
+from qmczoo.engine.hamiltonian import make_local_energy
 from qmczoo.layers.antisymmetrizers import multi_determinant
 from qmczoo.layers.spin_pooling import EquivariantDense, residual
-from qmczoo.loss import make_energy_loss
-from qmczoo.pretrain import pretraining_log_density, run_hartree_fock
+from qmczoo.engine.loss import make_energy_loss
+from qmczoo.engine.pretrain import pretraining_log_density, run_hartree_fock
 from qmczoo.registry import get_ansatz
-from qmczoo.sampler import init_walkers
-from qmczoo.systems import get_system
+from qmczoo.engine.sampler import init_walkers
+from qmczoo.chemistry.systems import get_system
 from qmczoo.testing import kfac_block_types, to_float64
-from qmczoo.train import TrainConfig, VMC, run_steps
+from qmczoo.engine.config import TrainConfig
+from qmczoo.engine.vmc import VMC, run_steps
 from qmczoo.wavefunction import from_module
 
 # ------------------------------------------------------------------ KFAC curvature
@@ -160,7 +161,7 @@ def test_energy_gradient_matches_finite_difference_of_the_exact_energy():
 
 
 def test_clipping_window_centres_on_the_median_or_the_mean():
-    from qmczoo.loss import clip_local_energy
+    from qmczoo.engine.loss import clip_local_energy
 
     e_l = jnp.asarray([-8.0, -8.1, -7.9, -8.0, -8.2, -7.8, -8.0, -20.0], jnp.float64)
     median, mean = float(jnp.median(e_l)), float(jnp.mean(e_l))

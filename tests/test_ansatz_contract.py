@@ -10,7 +10,7 @@ import pytest
 from qmczoo import testing
 from qmczoo.layers.antisymmetrizers import multi_determinant
 from qmczoo.registry import get_ansatz, list_ansatze
-from qmczoo.systems import get_system
+from qmczoo.chemistry.systems import get_system
 from qmczoo.wavefunction import Wavefunction
 
 REGISTRY_NAMES = sorted(list_ansatze())

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from flax import serialization
 
-from qmczoo import checkpoint
-from qmczoo.sampler import WalkerState
+from qmczoo.runs import checkpoint
+from qmczoo.engine.sampler import WalkerState
 
 
 def _state():

@@ -14,7 +14,7 @@ from qmczoo.layers.attention import LayerNorm, SelfAttention
 from qmczoo.layers.e3nn_embedding import E3nnEmbedding, IrrepsDense, hidden_irreps
 from qmczoo.layers.features import ferminet_features
 from qmczoo.registry import get_ansatz
-from qmczoo.systems import get_system
+from qmczoo.chemistry.systems import get_system
 from qmczoo.testing.contract import kfac_block_types, random_configuration, random_rotation, to_float64
 from qmczoo.wavefunction import Wavefunction
 

@@ -9,14 +9,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from qmczoo import hartree_fock
-from qmczoo.hartree_fock import HartreeFock, run_hartree_fock
+from qmczoo.chemistry import hartree_fock
+from qmczoo.chemistry.hartree_fock import HartreeFock, run_hartree_fock
 from qmczoo.layers.features import electron_nuclear, ferminet_features
 from qmczoo.layers.gaussian_orbitals import (GaussianBasis, HartreeFockOrbitals, eval_atomic_orbitals,
                                              isotropic_envelope_from_hf)
 from qmczoo.layers.slots import make_layer
-from qmczoo.pretrain import hf_orbitals_jax
-from qmczoo.systems import get_system
+from qmczoo.engine.pretrain import hf_orbitals_jax
+from qmczoo.chemistry.systems import get_system
 
 WATER = "O 0 0 0; H 0 0.757 0.587; H 0 -0.757 0.587"
 NITROGEN = "N 0 0 0; N 0 0 1.098"
@@ -153,7 +153,7 @@ def test_hartree_fock_runs_once_per_geometry_and_basis(monkeypatch):
     assert run_hartree_fock(system, "sto-3g") is first
     assert run_hartree_fock(dataclasses.replace(system, name="renamed"), "sto-3g") is first
     assert isinstance(first, HartreeFock) and not first.coeff_up.flags.writeable
-    from qmczoo.pretrain import HartreeFock as reexported, run_hartree_fock as rerun
+    from qmczoo.engine.pretrain import HartreeFock as reexported, run_hartree_fock as rerun
 
     assert reexported is HartreeFock and rerun is run_hartree_fock
 

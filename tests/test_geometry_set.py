@@ -7,18 +7,12 @@ import pytest
 import yaml
 
 from qmczoo.errors import ConfigError, QmczooError, SystemSpecError
-from qmczoo.geometry_set import (
-    MAX_GEOMETRIES,
-    GeometrySet,
-    geometry_set,
-    interpolate_reference,
-    parse_scan,
-    read_geometry_file,
-    reference_curve,
-    reference_energies,
-)
-from qmczoo.plotting import plot_pes
-from qmczoo.systems import BOHR_PER_ANGSTROM, get_system
+from qmczoo.chemistry.geometry_set import MAX_GEOMETRIES, GeometrySet, geometry_set
+from qmczoo.chemistry.reference_curves import interpolate_reference, reference_curve, reference_energies
+from qmczoo.chemistry.scans import parse_scan
+from qmczoo.chemistry.geometry_files import read_geometry_file
+from qmczoo.runs.plotting import plot_pes
+from qmczoo.chemistry.systems import BOHR_PER_ANGSTROM, get_system
 
 H2_EXACT_1_4 = -1.174475714
 

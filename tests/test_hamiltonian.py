@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from qmczoo.errors import ConfigError
-from qmczoo.hamiltonian import make_kinetic_energy, make_local_energy
-from qmczoo.hamiltonian import potential_energy as _potential_energy
-from qmczoo.systems import get_system
+from qmczoo.engine.hamiltonian import make_kinetic_energy, make_local_energy
+from qmczoo.engine.hamiltonian import potential_energy as _potential_energy
+from qmczoo.chemistry.systems import get_system
 from qmczoo.testing import random_configuration
 from qmczoo.wavefunction import Wavefunction, from_module
 
@@ -201,7 +201,7 @@ def test_unknown_laplacian_method_raises_config_error():
 def test_chunked_batch_local_energy_equals_one_piece(lih, lih_ferminet):
     """Chunks of walkers (with a padded last chunk) give the same energies as the whole batch,
     for one geometry and for walkers grouped over two geometries."""
-    from qmczoo.hamiltonian import make_batch_local_energy
+    from qmczoo.engine.hamiltonian import make_batch_local_energy
 
     wf, params, R = lih_ferminet
     keys = jax.random.split(jax.random.PRNGKey(3), 6)
@@ -218,7 +218,7 @@ def test_chunked_batch_local_energy_equals_one_piece(lih, lih_ferminet):
 
 
 def test_default_chunk_size():
-    from qmczoo.hamiltonian import default_chunk_size
+    from qmczoo.engine.hamiltonian import default_chunk_size
 
     assert default_chunk_size(4) == 32  # LiH, Be
     assert default_chunk_size(1) == 512 and default_chunk_size(2) == 128

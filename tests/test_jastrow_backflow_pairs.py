@@ -22,7 +22,7 @@ from qmczoo.layers.jastrow import (CuspJastrow, ElectronElectronCuspJastrow, Ele
 from qmczoo.layers.pair_product import PairOrbitals, PairProduct, pair_product
 from qmczoo.layers.slots import ElectronFeatures, EmbeddingOutput, make_layer
 from qmczoo.layers.spin_pooling import spin_means
-from qmczoo.systems import System
+from qmczoo.chemistry.systems import System
 from qmczoo.testing import check_finite, kfac_block_types, same_spin_pairs, to_float64
 from qmczoo.wavefunction import Wavefunction, from_module
 

@@ -12,11 +12,11 @@ import pytest
 
 from qmczoo.chemistry import casscf
 from qmczoo.chemistry.casscf import default_active_space, multi_reference, run_casscf, select_determinants
+from qmczoo.chemistry.systems import get_system
+from qmczoo.engine.hamiltonian import make_batch_local_energy
+from qmczoo.engine.sampler import initial_positions
 from qmczoo.errors import ConfigError
-from qmczoo.hamiltonian import make_batch_local_energy
 from qmczoo.registry import get_ansatz
-from qmczoo.sampler import initial_positions
-from qmczoo.systems import get_system
 from qmczoo.testing import to_float64
 
 # the baseline alone: no backflow, no Jastrows, plain Gaussian orbitals (pyscf's)

@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 
 from qmczoo.chemistry.casscf import as_reference, multi_reference
-from qmczoo.hamiltonian import make_batch_local_energy
-from qmczoo.hartree_fock import run_hartree_fock
+from qmczoo.chemistry.hartree_fock import run_hartree_fock
+from qmczoo.chemistry.systems import get_system
+from qmczoo.engine.hamiltonian import make_batch_local_energy
+from qmczoo.engine.sampler import init_walkers, make_mcmc, psi_squared
 from qmczoo.layers.cusp_correction import corrected_orbitals, cusp_radii, fit_cusp
 from qmczoo.layers.features import ferminet_features
 from qmczoo.layers.gaussian_orbitals import CuspCorrectedOrbitals, eval_atomic_orbitals
 from qmczoo.registry import get_ansatz
-from qmczoo.sampler import init_walkers, make_mcmc, psi_squared
-from qmczoo.systems import get_system
 from qmczoo.testing import cusps, random_configuration
 
 OH = "O 0 0 0; H 0 1.43 1.11"  # bohr: a hydroxyl radical, no symmetry axis through both nuclei along z

@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 
 from qmczoo import runs
+from qmczoo.chemistry.systems import get_system
+from qmczoo.engine.config import TrainConfig
+from qmczoo.engine.vmc import VMC
 from qmczoo.errors import ConfigError
 from qmczoo.registry import get_ansatz
-from qmczoo.systems import get_system
-from qmczoo.train import VMC, TrainConfig
+from qmczoo.runs.checks import with_pretrain_basis
 
 
 @pytest.mark.parametrize("ansatz, preset, options, expected", [
@@ -22,9 +24,9 @@ from qmczoo.train import VMC, TrainConfig
 def test_pretraining_targets_use_the_ansatz_hf_basis(ansatz, preset, options, expected):
     spec = get_ansatz(ansatz, preset, **options)
     assert TrainConfig().pretrain_basis is None
-    assert runs._with_pretrain_basis(TrainConfig(), spec).pretrain_basis == expected
+    assert with_pretrain_basis(TrainConfig(), spec).pretrain_basis == expected
     # a basis given on purpose is kept
-    assert runs._with_pretrain_basis(TrainConfig(pretrain_basis="sto-3g"), spec).pretrain_basis == "sto-3g"
+    assert with_pretrain_basis(TrainConfig(pretrain_basis="sto-3g"), spec).pretrain_basis == "sto-3g"
 
 
 def test_a_run_stores_the_basis_it_pretrained_in(tmp_path):

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from qmczoo import registry, testing
 from qmczoo.cli import app
 from qmczoo.errors import ConfigError
-from qmczoo.systems import get_system
+from qmczoo.chemistry.systems import get_system
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "docs" / "plugins.md"
@@ -189,3 +189,38 @@ def test_the_plugin_tutorial_runs_as_written(tmp_path):
         assert energy < -0.5, (name, energy)  # bound below the H atom + proton: it learned something
     evaluation = json.loads((tmp_path / "runs" / "plugin-haiku" / "evaluation.json").read_text())
     assert math.isfinite(evaluation["energy"])
+
+
+class _ExitingEntryPoint(_EntryPoint):
+    """A plug-in whose import calls ``sys.exit(0)``."""
+
+    def load(self):
+        raise SystemExit(0)
+
+
+def test_a_plugin_that_exits_at_import_is_reported_and_left_out(monkeypatch):
+    """It made every command exit 0 with no output (issue 29)."""
+    _with_plugins(monkeypatch, _ExitingEntryPoint("exits", "exit_pkg:entries", None))
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0, result.output
+    assert "ferminet" in result.output
+    warnings_ = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings_) == 1 and "exit_pkg:entries" in warnings_[0] and "SystemExit" in warnings_[0]
+
+
+@pytest.mark.parametrize("entry, words", [
+    ("not a mapping", ["not a mapping"]),
+    (dict(factory="qmczoo.models.ferminet:make_ferminet", defaults=[1, 2]), ["defaults must be a mapping"]),
+    (dict(factory="qmczoo.models.ferminet:make_ferminet", presets={"tiny": 3}), ["preset 'tiny'"]),
+    (dict(factory=3), ["factory"]),
+])
+def test_info_of_a_malformed_plugin_entry_is_one_error_line(monkeypatch, entry, words):
+    _with_plugins(monkeypatch, _EntryPoint("odd", "odd_pkg:entries", {"ansatze": {"odd_net": entry}}))
+    result = runner.invoke(app, ["info", "odd_net"])
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "odd_pkg:entries" in errors[0] and "odd_net" in errors[0], result.output
+    for w in words:
+        assert w in errors[0], (w, errors[0])
+    assert runner.invoke(app, ["info", "ferminet"]).exit_code == 0  # the rest of the registry works

@@ -4,10 +4,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from qmczoo.pretrain import run_hartree_fock, target_blocks
+from qmczoo.engine.pretrain import run_hartree_fock, target_blocks
 from qmczoo.registry import get_ansatz
-from qmczoo.systems import get_system
-from qmczoo.train import TrainConfig, VMC
+from qmczoo.chemistry.systems import get_system
+from qmczoo.engine.config import TrainConfig
+from qmczoo.engine.vmc import VMC
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +101,7 @@ def test_step_compiled_beside_pretraining_changes_no_number():
 
 
 def test_failed_background_work_is_dropped_and_joined():
-    from qmczoo.background import BackgroundWork
+    from qmczoo.engine.background import BackgroundWork
 
     def boom():
         raise RuntimeError("compile failed")

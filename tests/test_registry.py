@@ -11,7 +11,7 @@ from qmczoo.errors import ConfigError
 from qmczoo.layers.curvature import tracked_parameter
 from qmczoo.registry import (get_ansatz, list_ansatze, list_layers, parse_overrides, register_ansatz,
                              resolve)
-from qmczoo.systems import get_system
+from qmczoo.chemistry.systems import get_system
 from qmczoo.testing import kfac_block_types, run_contract_checks
 from qmczoo.wavefunction import from_haiku, from_module
 
@@ -118,7 +118,7 @@ def test_haiku_style_transformed_functions_are_adapted():
 
 def test_top_level_api_names_are_stable():
     import qmczoo
-    import qmczoo.train as trainer_module
+    import qmczoo.engine.vmc as trainer_module
     from qmczoo import runs
 
     assert qmczoo.run_training is runs.train and qmczoo.evaluate_run is runs.evaluate_run

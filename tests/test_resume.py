@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from qmczoo import runs
-from qmczoo.train import TrainConfig
+from qmczoo.engine.config import TrainConfig
 
 
 def _config(steps):
@@ -63,7 +63,7 @@ def test_resume_after_a_crash_discards_steps_past_the_checkpoint(tmp_path, three
 
 
 def test_an_interrupted_run_keeps_its_finished_steps_and_resumes(tmp_path, monkeypatch, three_steps):
-    from qmczoo.train import VMC
+    from qmczoo.engine.vmc import VMC
 
     original, calls = VMC.step, {"n": 0}
 

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from qmczoo.sampler import WalkerState, init_walkers, initial_positions, make_mcmc, psi_squared
-from qmczoo.statistics import reblock
-from qmczoo.systems import get_system
+from qmczoo.engine.sampler import WalkerState, init_walkers, initial_positions, make_mcmc, psi_squared
+from qmczoo.engine.statistics import reblock
+from qmczoo.chemistry.systems import get_system
 
 
 N_WALKERS = 2000  # one batch size for every call of the shared sampler: compiled once

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from qmczoo.statistics import Estimate, format_value, reblock, reblocking_levels
+from qmczoo.engine.statistics import Estimate, format_value, reblock, reblocking_levels
 
 
 def ar1_series(n, rho, sigma, seed):

@@ -1,4 +1,4 @@
-"""Tests for qmczoo.systems (molecule specifications) and qmczoo.errors."""
+"""Tests for qmczoo.chemistry.systems (molecule specifications) and qmczoo.errors."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from qmczoo.errors import ConfigError, QmczooError, SystemSpecError
-from qmczoo.systems import (
+from qmczoo.chemistry.systems import (
     BOHR_PER_ANGSTROM,
     System,
     get_system,
@@ -206,7 +206,7 @@ def test_xyz_file_without_header(tmp_path):
 
 def test_coordinates_default_to_angstrom_named_molecules_stay_in_bohr(tmp_path):
     """xyz files, inline strings and atom lists are in angstrom unless told (as in pyscf)."""
-    from qmczoo.systems import GeometryWarning, read_system
+    from qmczoo.chemistry.systems import GeometryWarning, read_system
 
     path = tmp_path / "h2.xyz"
     path.write_text("2\nH2 in angstrom\nH 0 0 0\nH 0 0 0.74\n")
@@ -221,7 +221,7 @@ def test_coordinates_default_to_angstrom_named_molecules_stay_in_bohr(tmp_path):
 
 
 def test_implausibly_short_bond_warns_but_builds():
-    from qmczoo.systems import GeometryWarning
+    from qmczoo.chemistry.systems import GeometryWarning
 
     with pytest.warns(GeometryWarning, match=r"0\.74 bohr apart \(coordinates read in bohr\).*--unit angstrom"):
         s = get_system("H 0 0 0; H 0 0 0.74", unit="bohr")

@@ -6,10 +6,11 @@ import jax
 import numpy as np
 import pytest
 
-from qmczoo.evaluate import evaluate
+from qmczoo.engine.evaluate import evaluate
 from qmczoo.registry import get_ansatz
-from qmczoo.systems import get_system
-from qmczoo.train import TrainConfig, VMC, run_steps
+from qmczoo.chemistry.systems import get_system
+from qmczoo.engine.config import TrainConfig
+from qmczoo.engine.vmc import VMC, run_steps
 
 H2_EXACT = -1.174475714
 

@@ -14,7 +14,7 @@ from qmczoo import testing
 from qmczoo.cli import app
 from qmczoo.errors import ConfigError
 from qmczoo.registry import get_ansatz, list_ansatze, list_layers
-from qmczoo.systems import get_system
+from qmczoo.chemistry.systems import get_system
 
 runner = CliRunner()
 ZOO = ["ferminet", "paulinet", "hybrid", "deepwf", "pair_product", "psiformer", "pesnet"]
@@ -121,7 +121,7 @@ def test_no_ansatz_specific_code_outside_models_and_the_registry():
 
 
 def test_hybrid_envelopes_start_from_the_hartree_fock_fit():
-    from qmczoo.hartree_fock import run_hartree_fock
+    from qmczoo.chemistry.hartree_fock import run_hartree_fock
     from qmczoo.layers.gaussian_orbitals import isotropic_envelope_from_hf
 
     system = get_system("LiH")
@@ -173,7 +173,8 @@ def test_each_ansatz_trains_and_evaluates_through_qmczoo_train(tmp_path, name):
 def test_kfac_steps_are_accepted_with_one_electron_per_spin(options):
     """H2 (one electron per spin): a layer with a parameter that never gets a gradient (SchNet's
     same-spin filter had only the electrons' own, zero-cut pairs) made every KFAC step non-finite."""
-    from qmczoo.train import VMC, TrainConfig
+    from qmczoo.engine.vmc import VMC
+    from qmczoo.engine.config import TrainConfig
 
     system = get_system("H2")
     name, slots = options

@@ -230,10 +230,8 @@ def run_casscf(system, basis: str = "ccpvdz", n_orbitals: int = 0, n_electrons: 
 def _solve(system, basis: str, n_orbitals: int, n_electrons: int) -> CasSolution:
     from pyscf import lib, mcscf, scf
 
-    from qmczoo.threads import blas_threads
-
     mol = system.to_pyscf(basis)
-    with lib.with_omp_threads(blas_threads()):  # pyscf's OpenMP threads oversubscribe small CPUs
+    with lib.with_omp_threads(_omp_threads()):  # pyscf's OpenMP threads oversubscribe small CPUs
         mf = scf.RHF(mol)  # ROHF for an open shell
         mf.verbose = 0
         scf_energy = float(mf.kernel())
@@ -251,6 +249,18 @@ def _solve(system, basis: str, n_orbitals: int, n_electrons: int) -> CasSolution
     ci = np.asarray(mc.ci).reshape(_string_count(ncas, nelecas[0]), _string_count(ncas, nelecas[1]))
     return CasSolution(mol=mol, mo_coeff=np.array(mc.mo_coeff), ci=ci, ncore=ncore, ncas=ncas, nelecas=nelecas,
                        energy=energy, scf_energy=scf_energy, converged=bool(mc.converged))
+
+
+def _omp_threads() -> int:
+    """pyscf's OpenMP threads for CASSCF: ``$QMCZOO_BLAS_THREADS`` or 1, as jax's BLAS calls
+    (``qmczoo.engine.threads``; read here, since chemistry does not import the engine). On a busy
+    2-core machine LiH's CASSCF took 9 s with pyscf's default threads and 0.5 s with one."""
+    import os
+
+    try:
+        return max(1, int(os.environ.get("QMCZOO_BLAS_THREADS", "1")))
+    except ValueError:
+        return 1
 
 
 def _string_count(norb: int, nelec: int) -> int:

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from qmczoo.layers.curvature import scale
+from qmczoo.layers.geometry_params import geometry_value
 
 
 def signed_logsumexp(signs: jnp.ndarray, logs: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -114,8 +115,9 @@ class WeightedDeterminants(nn.Module):
     with identical determinants the weights' energy gradient is zero too. CI weights over
     distinct determinants (PauliNet's CASSCF reference) avoid both.
 
-    Parameter ``weights`` ``[K]``, registered with :func:`~qmczoo.layers.curvature.scale`. 1x1
-    blocks stay in linear scale, as in :func:`multi_determinant`.
+    Parameter ``weights`` ``[K]``, registered with :func:`~qmczoo.layers.curvature.scale`; under a
+    geometry encoder (PESNet) a global geometry value instead (:mod:`qmczoo.layers.geometry_params`).
+    1x1 blocks stay in linear scale, as in :func:`multi_determinant`.
 
     Call: ``blocks`` (list of ``[K, n_b, n_b]``). Returns ``(sign, log|psi|)``.
     """
@@ -145,8 +147,14 @@ class WeightedDeterminants(nn.Module):
     @nn.compact
     def __call__(self, blocks: Sequence[jnp.ndarray]) -> tuple[jnp.ndarray, jnp.ndarray]:
         _check_blocks("WeightedDeterminants", blocks, self.determinants)
-        w = self.param("weights", lambda key, shape, dtype=jnp.float32: self.starting_weights(dtype),
-                       (self.determinants,))
+        def init(key, shape, dtype=jnp.float32):
+            return self.starting_weights(dtype)
+
         signs, logdets = _signed_log_terms(blocks)
+        # under a geometry encoder (PESNet) the weights are a global geometry value
+        supplied = geometry_value(self, "weights", (self.determinants,), init, per_nucleus=False)
+        if supplied is not None:
+            return signed_logsumexp(signs * supplied, logdets)
+        w = self.param("weights", init, (self.determinants,))
         # the weight multiplies a per-walker factor: a per-walker diagonal KFAC block
         return signed_logsumexp(scale(signs, w), logdets)

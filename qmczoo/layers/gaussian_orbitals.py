@@ -31,7 +31,7 @@ import numpy as np
 from qmczoo.layers.slots import ElectronFeatures
 
 if TYPE_CHECKING:
-    from qmczoo.hartree_fock import HartreeFock
+    from qmczoo.chemistry.hartree_fock import HartreeFock
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,7 +197,7 @@ class HartreeFockOrbitals(nn.Module):
     ``j`` at electron ``i``; an empty spin gives a ``[0, 0]`` array.
 
     Attributes:
-      hartree_fock: the :class:`~qmczoo.hartree_fock.HartreeFock` solution (hashed by identity).
+      hartree_fock: the :class:`~qmczoo.chemistry.hartree_fock.HartreeFock` solution (hashed by identity).
       n_up, n_down: electron counts (must match the solution's occupied orbitals).
     """
 

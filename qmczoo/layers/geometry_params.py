@@ -30,7 +30,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 
-SUPPLIED = "geometry"
+from qmczoo.wavefunction import SUPPLIED  # noqa: F401  (the contract names the collection)
+
 DECLARED_PER_NUCLEUS = "geometry_per_nucleus"
 DECLARED_GLOBAL = "geometry_global"
 

@@ -75,7 +75,7 @@ def envelope_start_from_hf(system, envelope_init: str, hf_basis: str):
     fitted to the occupied UHF orbitals of ``system`` in ``hf_basis`` (nested tuples)."""
     if envelope_init == "ones":
         return None
-    from qmczoo.hartree_fock import run_hartree_fock
+    from qmczoo.chemistry.hartree_fock import run_hartree_fock
     from qmczoo.layers.gaussian_orbitals import isotropic_envelope_from_hf
 
     fits = isotropic_envelope_from_hf(run_hartree_fock(system, hf_basis), np.asarray(system.positions))

@@ -151,7 +151,7 @@ def make_paulinet(system, hf_basis: str = "ccpvdz", reference: str = "casscf", d
             _REPORTED.add(id(ref))  # once per reference (the factory runs more than once per run)
             log.warning("paulinet on %s: %s", system.name, ref.description)
     elif reference == "hf":
-        from qmczoo.hartree_fock import run_hartree_fock
+        from qmczoo.chemistry.hartree_fock import run_hartree_fock
 
         if cas_orbitals or cas_electrons:
             raise ConfigError("cas_orbitals and cas_electrons set an active space: they need reference=casscf")

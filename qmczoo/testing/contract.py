@@ -281,9 +281,9 @@ def check_orbital_shapes(wf, params, r, R) -> None:
 def random_configuration(key, system, dtype=jnp.float64) -> jnp.ndarray:
     """One configuration ``r`` ``[N, 3]`` with each electron near its atom (spin-up first).
 
-    Uses :func:`qmczoo.sampler.initial_positions` with a batch of one.
+    Uses :func:`qmczoo.engine.sampler.initial_positions` with a batch of one.
     """
-    from qmczoo.sampler import initial_positions
+    from qmczoo.engine.sampler import initial_positions
 
     return initial_positions(key, system, 1, dtype=dtype)[0]
 
@@ -358,7 +358,7 @@ def run_contract_checks(wf, system, seed: int = 0, atol: float = DEFAULT_ATOL,
 
     Args:
       wf: a :class:`~qmczoo.wavefunction.Wavefunction`.
-      system: a :class:`~qmczoo.systems.System` with ``n_up``/``n_down`` as ``wf``.
+      system: a :class:`~qmczoo.chemistry.systems.System` with ``n_up``/``n_down`` as ``wf``.
       seed: seeds the configuration and the parameters.
       atol: tolerance on ``log|psi|``.
       kfac: also check the KFAC curvature blocks.

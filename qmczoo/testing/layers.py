@@ -54,7 +54,7 @@ ENVELOPE_ORBITALS = 3
 
 @functools.lru_cache(maxsize=None)
 def _harness_system(geometry: str = HARNESS_GEOMETRY):
-    from qmczoo.systems import get_system
+    from qmczoo.chemistry.systems import get_system
 
     return get_system(geometry, unit="bohr")
 
@@ -125,7 +125,7 @@ def layer_harness(layer: Layer, fed_by: Layer | None = None):
     system = _harness_system(HARNESS_GEOMETRIES.get(layer.slot, HARNESS_GEOMETRY))
     hf = None
     if layer.slot == "baseline":
-        from qmczoo.hartree_fock import run_hartree_fock
+        from qmczoo.chemistry.hartree_fock import run_hartree_fock
 
         hf = run_hartree_fock(system, "sto-3g")
     module = _Harness(layer=layer, n_up=system.n_up, n_down=system.n_down,

@@ -3,7 +3,7 @@
 import pytest
 
 from qmczoo.registry import get_ansatz
-from qmczoo.systems import get_system
+from qmczoo.chemistry.systems import get_system
 from qmczoo.testing import check_layer, check_spec
 
 

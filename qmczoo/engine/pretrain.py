@@ -1,6 +1,6 @@
 """Hartree–Fock pretraining: fit the ansatz's orbitals to UHF orbitals before VMC.
 
-pyscf runs an unrestricted Hartree–Fock calculation once (:mod:`qmczoo.hartree_fock`); its
+pyscf runs an unrestricted Hartree–Fock calculation once (:mod:`qmczoo.chemistry.hartree_fock`); its
 occupied orbitals are evaluated on walker positions in JAX
 (:mod:`qmczoo.layers.gaussian_orbitals`), so the whole pretraining step stays jitted. The
 ansatz's orbital blocks (its optional ``orbitals`` method) are fitted by least squares on walkers
@@ -16,10 +16,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from qmczoo.hartree_fock import HartreeFock, run_hartree_fock
+from qmczoo.chemistry.hartree_fock import HartreeFock, run_hartree_fock
 from qmczoo.layers.features import electron_nuclear
 from qmczoo.layers.gaussian_orbitals import occupied_orbitals
-from qmczoo.sampler import WalkerState, make_mcmc
+from qmczoo.engine.sampler import WalkerState, make_mcmc
 
 __all__ = ["HartreeFock", "run_hartree_fock", "hf_orbitals_jax", "target_blocks", "pretraining_log_density",
            "make_pretrainer"]

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import kfac_jax
 
+from qmczoo.engine.config import CLIP_CENTRES
+
 
 @flax.struct.dataclass
 class EnergyStats:
@@ -33,8 +35,6 @@ class EnergyStats:
     geometry_energy: jnp.ndarray | None = None
     geometry_variance: jnp.ndarray | None = None
 
-
-CLIP_CENTRES = ("median", "mean")
 
 
 def clip_local_energy(e_l: jnp.ndarray, scale: float, centre: str = "median") -> jnp.ndarray:

@@ -1,9 +1,9 @@
 """Work that may run beside the main thread and is never needed for correctness.
 
 The training step's compilation (tens of seconds on a CPU) does not depend on pretraining's
-result, only on the shapes of the parameters and walkers, so :class:`~qmczoo.train.VMC`
+result, only on the shapes of the parameters and walkers, so :class:`~qmczoo.engine.vmc.VMC`
 compiles it in a thread while Hartree–Fock and pretraining run (see
-:meth:`~qmczoo.train.VMC.pretrain`). XLA compiles on one core while pretraining's kernels use
+:meth:`~qmczoo.engine.vmc.VMC.pretrain`). XLA compiles on one core while pretraining's kernels use
 the others; jax's compilation caches are shared between threads, so the main thread's first
 call of a compiled function finds it ready.
 """

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qmczoo.statistics import reblock
+from qmczoo.engine.statistics import reblock
 
 
 @dataclasses.dataclass
@@ -50,9 +50,9 @@ class Evaluation:
 
 
 def make_sampling_step(vmc):
-    """Jitted ``(params, walkers, key) -> (walkers, mean E_L, var E_L)`` for a :class:`~qmczoo.train.VMC`."""
+    """Jitted ``(params, walkers, key) -> (walkers, mean E_L, var E_L)`` for a :class:`~qmczoo.engine.vmc.VMC`."""
 
-    from qmczoo.sampler import make_mcmc, psi_squared
+    from qmczoo.engine.sampler import make_mcmc, psi_squared
 
     # the step size stays fixed while measuring, so the chain is a plain Metropolis chain
     mcmc = make_mcmc(psi_squared(vmc.wf.batch_log_psi), vmc.config.mcmc_steps,
@@ -75,9 +75,9 @@ def evaluate(vmc, params, walkers, steps: int, key, burn_in: int = 0,
     """Sample ``|psi|^2`` with fixed ``params`` for ``steps`` steps and estimate the energy.
 
     Args:
-      vmc: a :class:`~qmczoo.train.VMC` (sampler, local energy).
+      vmc: a :class:`~qmczoo.engine.vmc.VMC` (sampler, local energy).
       params: wavefunction parameters.
-      walkers: starting :class:`~qmczoo.sampler.WalkerState` (e.g. from training).
+      walkers: starting :class:`~qmczoo.engine.sampler.WalkerState` (e.g. from training).
       steps: number of measurements, each after ``vmc.config.mcmc_steps`` Metropolis steps.
       key: PRNG key.
       burn_in: unmeasured steps first, with step-size adaptation (fixed while measuring).

@@ -1,0 +1,5 @@
+"""``python -m qmczoo.cli``: the same as the ``qmczoo`` command."""
+
+from qmczoo.cli import main
+
+main()

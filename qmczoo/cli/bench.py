@@ -1,0 +1,89 @@
+"""``qmczoo bench``: ansätze side by side on equal terms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from qmczoo.cli.app import _friendly, _quiet_jax, app
+from qmczoo import defaults
+from qmczoo.defaults import RUN_DEFAULTS
+
+
+@app.command()
+@_friendly
+def bench(
+    ansatz: List[str] = typer.Option(["all"], "--ansatz", "-a",
+                                     help="Ansatz variants, comma-separated: NAME[:KEY=VALUE...], e.g. "
+                                          "'ferminet,ferminet:determinants=1:jastrow=ee_cusp_jastrow'; 'all': every "
+                                          "registered ansatz."),
+    system: List[str] = typer.Option([defaults.BENCH_SYSTEMS], "--system", "-s",
+                                     help="Systems, comma-separated (names, xyz files, inline geometries)."),
+    preset: Optional[str] = typer.Option(defaults.PRESET, "--preset", "-p", help="Preset of every ansatz."),
+    steps: Optional[int] = typer.Option(None, "--steps",
+                                        help=f"Steps per cell (default {RUN_DEFAULTS['steps']}; with --time-budget alone: no cap)."),
+    time_budget: Optional[str] = typer.Option(None, "--time-budget",
+                                              help="Training wall time per cell: 90s, 10m, 1h30m, 600 (s)."),
+    seeds: str = typer.Option(str(RUN_DEFAULTS["seed"]), "--seeds", help="Seeds, comma-separated: 0,1."),
+    set_: List[str] = typer.Option([], "--set", help="Option override for every ansatz: key=value (repeatable)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Bench folder (required; re-run to continue)."),
+    batch_size: int = typer.Option(RUN_DEFAULTS["batch_size"], "--batch-size", "-b", help="Walkers."),
+    optimizer: str = typer.Option(RUN_DEFAULTS["optimizer"], "--optimizer", help="kfac, adam or sgd."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default per optimizer)."),
+    pretrain_steps: int = typer.Option(RUN_DEFAULTS["pretrain_steps"], "--pretrain-steps", help="Hartree-Fock pretraining steps."),
+    mcmc_steps: int = typer.Option(RUN_DEFAULTS["mcmc_steps"], "--mcmc-steps", help="Metropolis steps per optimisation step."),
+    burn_in: int = typer.Option(RUN_DEFAULTS["burn_in"], "--burn-in", help="Metropolis steps before training."),
+    laplacian: str = typer.Option(RUN_DEFAULTS["laplacian"], "--laplacian", help="folx, jvp or hessian."),
+    dtype: str = typer.Option(RUN_DEFAULTS["dtype"], "--dtype", help="float32 or float64."),
+    eval_steps: int = typer.Option(RUN_DEFAULTS["eval_steps"], "--eval-steps", help="Evaluation steps of every cell's final parameters."),
+    checkpoint_every: int = typer.Option(RUN_DEFAULTS["checkpoint_every"], "--checkpoint-every"),
+    hf_basis: str = typer.Option(defaults.BENCH_HF_BASIS, "--hf-basis",
+                                 help="Basis of the UHF energy for the share of correlation energy ('none': skip)."),
+    monitor_walkers: Optional[int] = typer.Option(None, "--monitor-walkers",
+                                                  help="Walkers of the monitor chain (default: the trainer's)."),
+    monitor_every: Optional[int] = typer.Option(None, "--monitor-every", help="Steps between monitor measurements."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed cells again from scratch."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+):
+    """Compare ansätze on equal terms: every (ansatz, system, seed) cell is pretrained, trained and
+    evaluated with the same settings; writes results.csv/json/md and convergence.png to --out.
+
+    Exit code 0 when every cell finished, 1 when a cell failed (it is in the table), 2 on bad input.
+    """
+    _quiet_jax()
+    import shlex
+    import sys
+
+    from qmczoo.errors import ConfigError
+    from qmczoo.registry import parse_overrides
+
+    if out is None:
+        raise ConfigError("--out DIR is required (the bench folder; run the same command again to continue)")
+    from qmczoo.runs.bench import parse_duration, run_bench
+
+    parse_duration(time_budget)  # a bad budget fails before anything is imported or computed
+    try:
+        results = run_bench(list(ansatz), list(system), out_dir=out, preset=preset, steps=steps,
+                            time_budget=time_budget, seeds=seeds, sets=parse_overrides(set_), batch_size=batch_size,
+                            pretrain_steps=pretrain_steps, eval_steps=eval_steps, optimizer=optimizer,
+                            learning_rate=lr, mcmc_steps=mcmc_steps, burn_in=burn_in, laplacian=laplacian,
+                            dtype=dtype, checkpoint_every=checkpoint_every,
+                            hf_basis=None if hf_basis.lower() == "none" else hf_basis,
+                            monitor_walkers=monitor_walkers, monitor_every=monitor_every, retry_failed=retry_failed,
+                            progress=progress, command=("qmczoo bench " + shlex.join(sys.argv[2:]))
+                            if sys.argv[1:2] == ["bench"] else None)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: finished cells and checkpoints are kept; run the same command again to continue",
+                   err=True)
+        raise typer.Exit(130)
+    from rich.console import Console
+
+    Console(width=max(160, Console().width)).print(results.rich_table())
+    typer.echo(f"written {out}/results.csv, results.json, results.md, convergence.png; cells in {out}/cells/")
+    if results.failed:
+        typer.echo(f"{len(results.failed)} of {len(results.rows)} cells failed:", err=True)
+        for line in results.failure_lines():
+            typer.echo(f"  {line}", err=True)
+        raise typer.Exit(1)

@@ -1,0 +1,181 @@
+"""A bench's results: one row per cell, the table (markdown, rich, csv, json) and its notes."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import platform
+from pathlib import Path
+
+from qmczoo.errors import ConfigError
+from qmczoo.runs.bench.spec import UNLIMITED_STEPS
+
+#: Columns of every result row (results.csv, results.json, BenchResults.rows).
+COLUMNS = (
+    "ansatz",             # variant label, e.g. "ferminet:determinants=4"
+    "ansatz_name",        # registry name
+    "system",
+    "seed",
+    "status",             # ok | failed
+    "error",              # the failure's message ("" when ok)
+    "energy",             # evaluated energy of the final parameters (Ha)
+    "energy_error",       # its reblocked standard error (Ha)
+    "variance",           # evaluated local-energy variance (Ha^2)
+    "reference_energy",   # System.reference_energy (shared/reference/energies.yaml)
+    "error_mha",          # 1000 (energy - reference_energy)
+    "hf_energy",          # UHF energy (pyscf) in hf_basis
+    "hf_basis",
+    "correlation_pct",    # 100 (E_HF - E) / (E_HF - E_ref)
+    "variational_ok",     # E >= E_ref - 3 sigma
+    "n_params",
+    "compile_seconds",    # wall time of the first training step (jit compilation)
+    "seconds_per_step",   # mean wall time of the other training steps
+    "steps",              # optimisation steps done
+    "train_seconds",      # wall time of the training loop (the time budget counts this)
+    "wall_seconds",       # wall time of the whole cell: HF, pretraining, training, evaluation
+    "peak_rss_mib",       # peak resident memory of the bench process so far (process-wide)
+    "device_peak_mib",    # peak device memory from jax, where the backend reports it
+    "rejected_steps",     # steps rejected by the NaN guard
+    "eval_steps",
+    "run_dir",            # the cell's run folder, relative to the bench folder
+)
+
+
+def machine_description() -> str:
+    """One line: cores, CPU, OS, jax backend."""
+    import jax
+
+    cpu = platform.processor() or platform.machine()
+    return (f"{os.cpu_count()}-core {cpu}, {platform.system()} {platform.release()}, "
+            f"jax {jax.__version__} on {jax.default_backend()}")
+
+
+def _fmt_num(x, spec: str) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return format(x, spec)
+
+
+@dataclasses.dataclass
+class BenchResults:
+    """The rows of a bench (one dict per cell, keys :data:`COLUMNS`) and how it was run."""
+
+    rows: list[dict]
+    settings: dict
+    out_dir: Path | None = None
+    meta: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[dict]:
+        return [r for r in self.rows if r["status"] != "ok"]
+
+    def to_dataframe(self):
+        """A pandas DataFrame of :attr:`rows` (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pandas is optional
+            raise ImportError("BenchResults.to_dataframe needs pandas (pip install pandas); "
+                              "BenchResults.rows holds the same data") from exc
+        return pd.DataFrame(self.rows, columns=list(COLUMNS))
+
+    def to_json(self) -> dict:
+        return {"settings": self.settings, "meta": self.meta, "columns": list(COLUMNS), "rows": self.rows}
+
+    def _display_rows(self) -> tuple[list[str], list[list[str]]]:
+        from qmczoo.engine.statistics import format_value
+
+        header = ["ansatz", "system", "seed", "E (Ha)", "E − E_ref (mHa)", "corr. energy (%)", "params",
+                  "compile (s)", "s/step", "steps", "wall (s)", "peak RSS (MiB)", "E ≥ E_ref − 3σ", "status"]
+        out = []
+        for r in self.rows:
+            ok = r["status"] == "ok"
+            energy = (format_value(r["energy"], r["energy_error"] if r["energy_error"] is not None else float("nan"))
+                      if ok and r["energy"] is not None else "–")
+            bound = "–" if r.get("variational_ok") is None else ("yes" if r["variational_ok"] else "**no**")
+            status = "ok" if ok else f"failed: {r['error']}"
+            out.append([r["ansatz"], r["system"], str(r["seed"]), energy, _fmt_num(r["error_mha"], "+.2f"),
+                        _fmt_num(r["correlation_pct"], ".1f"), _fmt_num(r["n_params"], ","),
+                        _fmt_num(r["compile_seconds"], ".1f"), _fmt_num(r["seconds_per_step"], ".3f"),
+                        _fmt_num(r["steps"], "d"), _fmt_num(r["wall_seconds"], ".0f"),
+                        _fmt_num(r["peak_rss_mib"], ".0f"), bound, status])
+        return header, out
+
+    def notes(self) -> list[str]:
+        """What the columns mean and where the numbers come from (for results.md)."""
+        s = self.settings
+        budget = f"{s['steps']} steps" if s.get("time_budget") is None else (
+            f"{s['time_budget']:g} s of training loop per cell" +
+            (f" or {s['steps']} steps, whichever comes first" if s["steps"] < UNLIMITED_STEPS else ""))
+        bases = sorted({r["hf_basis"] for r in self.rows if r.get("hf_basis")})
+        return [
+            f"Budget: {budget}; preset `{s['preset']}`, {s['batch_size']} walkers, {s['pretrain_steps']} "
+            f"pretraining steps, optimizer {s['optimizer']}, {s['dtype']}, seeds {s['seeds']}"
+            + (f", options {s['sets']}" if s.get("sets") else "") + ".",
+            f"E: fixed-parameter evaluation of the final parameters ({s['eval_steps']} steps × "
+            f"{s['batch_size']} walkers), reblocked standard error in brackets.",
+            "E_ref: the reference energies of `shared/reference/energies.yaml` (as loaded by `qmczoo.get_system`).",
+            "corr. energy: 100 (E_HF − E) / (E_HF − E_ref), with E_HF the UHF energy computed by pyscf in "
+            f"{', '.join(bases) or s.get('hf_basis')} (the reference file has no Hartree–Fock energies).",
+            "compile: wall time of the first training step; s/step: mean of the other steps; wall: the whole "
+            "cell (Hartree–Fock, pretraining, training, evaluation).",
+            "peak RSS: `ru_maxrss` of the bench process, which runs the cells one after another, so it is "
+            "the peak so far (process-wide), not the cell's own.",
+        ]
+
+    def to_markdown(self) -> str:
+        header, rows = self._display_rows()
+        esc = lambda t: str(t).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+        lines.append("")
+        lines += [f"- {n}" for n in self.notes()]
+        if self.meta:
+            lines.append(f"- Run {self.meta.get('date', '?')} on {self.meta.get('machine', '?')}"
+                         + (f": `{self.meta['command']}`" if self.meta.get("command") else "") + ".")
+        return "\n".join(lines) + "\n"
+
+    _repr_markdown_ = to_markdown
+
+    def rich_table(self):
+        from rich.table import Table
+
+        header, rows = self._display_rows()
+        t = Table(title=f"qmczoo bench{f' ({self.out_dir})' if self.out_dir else ''}", title_justify="left")
+        for h in header:
+            t.add_column(h, overflow="fold", no_wrap=h == "ansatz")
+        for r, row in zip(self.rows, rows):
+            row[-1] = "ok" if r["status"] == "ok" else "failed (below)"
+            t.add_row(*[c.replace("**", "") for c in row], style=None if r["status"] == "ok" else "red")
+        return t
+
+    def failure_lines(self) -> list[str]:
+        """One line per failed cell: ``ansatz | system | seed N: error``."""
+        return [f"{r['ansatz']} | {r['system']} | seed {r['seed']}: {r['error']}" for r in self.failed]
+
+    def write(self, out_dir: str | Path | None = None) -> None:
+        """Write results.json, results.csv and results.md into the bench folder."""
+        from qmczoo.runs.folder import write_file
+
+        out = Path(out_dir or self.out_dir)
+        write_file(out / "results.json", json.dumps(self.to_json(), indent=2))
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(COLUMNS)
+        for r in self.rows:
+            w.writerow(["" if r.get(c) is None else r.get(c) for c in COLUMNS])
+        write_file(out / "results.csv", buf.getvalue())
+        write_file(out / "results.md", self.to_markdown())
+
+
+def load_bench(out_dir: str | Path) -> BenchResults:
+    """The :class:`BenchResults` stored in a bench folder's ``results.json``."""
+    out = Path(out_dir)
+    path = out / "results.json"
+    if not path.exists():
+        raise ConfigError(f"{out} holds no results.json (not a bench folder, or no cell finished yet)")
+    data = json.loads(path.read_text())
+    return BenchResults(rows=data["rows"], settings=data["settings"], out_dir=out, meta=data.get("meta", {}))
