@@ -23,7 +23,7 @@ from qmczoo.engine.hamiltonian import make_batch_local_energy
 from qmczoo.engine.sampler import init_walkers, make_mcmc, psi_squared
 from qmczoo.layers.cusp_correction import corrected_orbitals, cusp_radii, fit_cusp
 from qmczoo.layers.features import ferminet_features
-from qmczoo.layers.gaussian_orbitals import CuspCorrectedOrbitals, eval_atomic_orbitals
+from qmczoo.layers.gaussian_orbitals import CuspCorrectedOrbitals, basis_of, eval_atomic_orbitals
 from qmczoo.registry import get_ansatz
 from qmczoo.testing import cusps, random_configuration
 
@@ -32,7 +32,7 @@ OH = "O 0 0 0; H 0 1.43 1.11"  # bohr: a hydroxyl radical, no symmetry axis thro
 
 def orbital_function(ref, R, cusp: bool = True):
     """``x [P, 3] -> [P, n_orb]``: the reference's (up) orbitals at points, corrected or not."""
-    basis, coeff = ref.basis, jnp.asarray(ref.coeff_up)
+    basis, coeff = basis_of(ref.mol), jnp.asarray(ref.coeff_up)
     R = jnp.asarray(R)
     charges = ref.mol.atom_charges()
 
@@ -203,14 +203,14 @@ def test_flattened_orbitals_have_a_flat_effective_local_energy_inside_rc():
     system = get_system("Li")
     ref = as_reference(run_hartree_fock(system, "ccpvdz"))
     R = np.asarray(system.positions)
-    shifts = flattest_value_shifts(ref.basis, ref.coeff_up, system.charges, R)
+    shifts = flattest_value_shifts(basis_of(ref.mol), ref.coeff_up, system.charges, R)
     assert shifts.shape == (1, 2) and np.all((shifts > 0.01) & (shifts < 0.05)), shifts
-    assert flattest_value_shifts(ref.basis, ref.coeff_up, system.charges, R) is shifts  # cached
+    assert flattest_value_shifts(basis_of(ref.mol), ref.coeff_up, system.charges, R) is shifts  # cached
     rc = float(cusp_radii(system.charges, jnp.asarray(R))[0])
     radii = jnp.asarray(rc * np.linspace(1 / 16, 1, 16))
     dirs = jnp.asarray(np.concatenate([np.eye(3), -np.eye(3)]))
     charges, coeff = jnp.asarray(system.charges), jnp.asarray(ref.coeff_up)
     for shift, bound in ((0.0, (2.0, 6.0)), (shifts, (0.0, 1.0))):
-        e = np.asarray(_effective_local_energy(ref.basis, coeff, charges, jnp.asarray(R), 1.0, 0, shift, radii, dirs))
+        e = np.asarray(_effective_local_energy(basis_of(ref.mol), coeff, charges, jnp.asarray(R), 1.0, 0, shift, radii, dirs))
         deviation = np.max(np.abs(e - e[-1:]), axis=0)
         assert np.all((deviation > bound[0]) & (deviation < bound[1])), (shift, deviation)

@@ -35,7 +35,6 @@ orbitals); ``cas_orbitals``/``cas_electrons`` set any other.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 
 import numpy as np
@@ -116,13 +115,6 @@ class MultiReference:
     def determinants(self) -> int:
         return len(self.weights)
 
-    @functools.cached_property
-    def basis(self):
-        """The AO basis (:class:`~qmczoo.layers.gaussian_orbitals.GaussianBasis`)."""
-        from qmczoo.layers.gaussian_orbitals import GaussianBasis
-
-        return GaussianBasis.from_mole(self.mol)
-
 
 def as_reference(solution) -> MultiReference:
     """``solution`` as a :class:`MultiReference`: itself, or a Hartree–Fock solution (with
@@ -136,8 +128,6 @@ def as_reference(solution) -> MultiReference:
     ref = MultiReference(mol=solution.mol, coeff_up=np.array(solution.coeff_up), coeff_down=np.array(solution.coeff_down),
                          occ_up=np.arange(n_up)[None], occ_down=np.arange(n_down)[None], weights=np.ones(1),
                          energy=float(solution.energy), description="Hartree-Fock (one determinant)")
-    if hasattr(solution, "basis"):
-        ref.__dict__["basis"] = solution.basis  # share the laid-out basis
     _ADAPTED[id(solution)] = (solution, ref)
     return ref
 

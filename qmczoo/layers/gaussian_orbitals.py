@@ -123,6 +123,17 @@ class GaussianBasis:
             ao_radial=ao_radial, ao_angular=ao_angular)
 
 
+_BASES: dict[int, tuple[object, GaussianBasis]] = {}
+
+
+def basis_of(mol) -> GaussianBasis:
+    """:meth:`GaussianBasis.from_mole` of ``mol``, laid out once per ``Mole`` (cached by identity)."""
+    hit = _BASES.get(id(mol))
+    if hit is None or hit[0] is not mol:
+        hit = _BASES[id(mol)] = (mol, GaussianBasis.from_mole(mol))
+    return hit[1]
+
+
 def _ao_indices(shells: tuple[Shell, ...], l_max: int) -> tuple[np.ndarray, np.ndarray]:
     """Radial function and harmonic (``atom * S + s``) of each AO, both ``[n_ao]``."""
     harmonic_offset = np.cumsum([0] + [2 * l + 1 for l in range(l_max + 1)])
@@ -183,7 +194,7 @@ def occupied_orbitals(hf: HartreeFock, en_disp: jnp.ndarray) -> tuple[jnp.ndarra
       electron ``i`` of that spin (``[0, 0]`` for an empty spin).
     """
     n_up = hf.coeff_up.shape[1]
-    ao = eval_atomic_orbitals(hf.basis, en_disp)
+    ao = eval_atomic_orbitals(basis_of(hf.mol), en_disp)
     up = ao[:n_up] @ jnp.asarray(hf.coeff_up, ao.dtype)
     down = ao[n_up:] @ jnp.asarray(hf.coeff_down, ao.dtype)
     return up, down
@@ -259,7 +270,7 @@ class CuspCorrectedOrbitals(nn.Module):
                              f"down electrons, not {self.n_up} and {self.n_down}")
         if not self.cusp_scale > 0:
             raise ValueError(f"cusp_scale must be > 0, got {self.cusp_scale}")
-        basis = ref.basis
+        basis = basis_of(ref.mol)
         ao = eval_atomic_orbitals(basis, features.en_disp)  # [N, n_ao]
         if not self.cusp_correction:
             return (ao[: self.n_up] @ jnp.asarray(ref.coeff_up, ao.dtype),
@@ -331,7 +342,7 @@ def isotropic_envelope_from_hf(hf: HartreeFock, R: np.ndarray, *, max_distance: 
     Returns:
       ``((pi_up [M, n_up], sigma_up [M, n_up]), (pi_down [M, n_down], sigma_down [M, n_down]))``.
     """
-    basis = hf.basis
+    basis = basis_of(hf.mol)
     R = np.asarray(R, dtype=np.float64)
     overlap = hf.mol.intor("int1e_ovlp")
     distances = np.linspace(max_distance / n_distances, max_distance, n_distances)
