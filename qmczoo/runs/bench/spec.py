@@ -30,6 +30,24 @@ _HF_FALLBACK_BASES = ("cc-pvqz", "cc-pvtz")
 UNLIMITED_STEPS = 1_000_000  # the step cap when only a time budget is given
 
 
+SUITES = {
+    "papers": {"ansatze": "all", "systems": "H2,Li,LiH,Be"},
+    "papers-large": {"ansatze": "all", "systems": "H2,Li,LiH,Be,B,C"},
+}
+"""Named comparisons (``qmczoo bench --suite NAME``): every ansatz on the systems of
+``shared/reference/energies.yaml`` that a 2-core CPU runs in minutes (``papers``), or with the
+first-row atoms that take longer (``papers-large``); each cell beside its paper's number."""
+
+
+def suite_defaults(suite: str | None) -> dict[str, str]:
+    """The ansätze and systems of a named suite (None: the bench's own defaults)."""
+    if suite is None:
+        return {"ansatze": "all", "systems": defaults.BENCH_SYSTEMS}
+    if suite not in SUITES:
+        raise ConfigError(f"unknown suite {suite!r}; choose one of: {', '.join(SUITES)}")
+    return SUITES[suite]
+
+
 def _split_top(text: str, seps: str) -> list[str]:
     """Split ``text`` at the characters in ``seps`` outside brackets and quotes."""
     parts, depth, quote, cur = [], 0, None, []
