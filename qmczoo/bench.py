@@ -680,6 +680,7 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = "H
     with display as bar:
         task = bar.add_task("Hartree–Fock energies", total=len(cells)) if progress else None
         hf = hartree_fock_energies([s for _, s in system_list], hf_basis, out)
+        _warn_symmetry(variants, [s for _, s in system_list], settings, bar.console if progress else None)
         for variant, system, seed in cells:
             rel = f"cells/{labels[variant.label]}/{sys_folders[system.name]}/seed{seed}"
             if progress:
@@ -706,6 +707,30 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = "H
         if progress:
             bar.update(task, description="done")
     return results
+
+
+def _warn_symmetry(variants, systems, settings: BenchSettings, console=None) -> None:
+    """A ``warning:`` line for each (variant, system) whose ansatz imposes a symmetry that the
+    system's Hartree–Fock state lacks (:func:`qmczoo.symmetry.symmetry_warnings`); on ``console``
+    (the progress display) or stderr. A variant that fails to resolve is left to its cell."""
+    import sys
+
+    from qmczoo.registry import get_ansatz
+    from qmczoo.symmetry import symmetry_warnings
+
+    basis = settings.train_config(settings.seeds[0]).pretrain_basis
+    for variant in variants:
+        for system in systems:
+            try:
+                spec = get_ansatz(variant.name, settings.preset, **{**settings.sets, **variant.options})
+                lines = symmetry_warnings(system, spec, basis=basis)
+            except Exception:  # noqa: BLE001 - a warning must not stop the bench; the cell reports errors
+                continue
+            for line in lines:
+                if console is not None:
+                    console.print(f"warning: {line}", style="yellow", markup=False, soft_wrap=True)
+                else:
+                    print(f"warning: {line}", file=sys.stderr)
 
 
 def _cell_line(row: dict, how: str) -> str:

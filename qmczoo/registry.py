@@ -88,29 +88,32 @@ def _add(kind: str, name: str, entry: dict, override: bool) -> None:
 def register_ansatz(name: str, factory: str | Callable, *, defaults: dict | None = None,
                     presets: dict | None = None, description: str = "", paper: str = "",
                     slots: dict | None = None, claims: dict | None = None, framework: str = "flax",
-                    apply_rng: bool = True, override: bool = False) -> None:
+                    apply_rng: bool = True, override: bool = False, claims_when: dict | None = None) -> None:
     """Add an ansatz entry; ``factory(system, **options)`` returns a flax module, or with
     ``framework="haiku"`` a Haiku ``transform``-ed function ``f(r, R) -> (sign, log|psi|)``
     (``apply_rng=False`` for ``hk.without_apply_rng``).
 
     ``slots`` maps option names to slot kinds (``{"embedding": "embedding"}``); the defaults
     then name the layer filling each (see ``docs/slots.md``). A name that is already registered
-    is refused unless ``override=True``.
+    is refused unless ``override=True``. ``claims_when`` maps ``"OPTION=VALUE"`` or
+    ``"system=KIND"`` to claims that hold only then (see :func:`resolve_claims`).
     """
     if framework not in FRAMEWORKS:
         raise ConfigError(f"ansatz {name!r}: unknown framework {framework!r}; choose one of {', '.join(FRAMEWORKS)}")
     _add("ansatze", name, dict(factory=factory, defaults=dict(defaults or {}), presets=dict(presets or {}),
                                description=description, paper=paper, slots=dict(slots or {}),
-                               claims=dict(claims or {}), framework=framework, apply_rng=apply_rng), override)
+                               claims=dict(claims or {}), claims_when=dict(claims_when or {}), framework=framework,
+                               apply_rng=apply_rng), override)
 
 
 def register_layer(name: str, factory: str | Callable, *, slot: str, description: str = "",
                    options: dict | None = None, claims: dict | None = None, paper: str = "",
-                   override: bool = False) -> None:
+                   override: bool = False, claims_when: dict | None = None) -> None:
     """Add a layer entry; ``options`` lists every option the layer accepts, with defaults.
-    A name that is already registered is refused unless ``override=True``."""
+    ``claims_when`` maps ``"OPTION=VALUE"`` to claims that hold only for that value. A name that
+    is already registered is refused unless ``override=True``."""
     _add("layers", name, dict(factory=factory, slot=slot, description=description, options=dict(options or {}),
-                              claims=dict(claims or {}), paper=paper), override)
+                              claims=dict(claims or {}), claims_when=dict(claims_when or {}), paper=paper), override)
 
 
 def list_ansatze() -> dict[str, dict]:
@@ -214,24 +217,58 @@ class AnsatzSpec:
     def claims(self) -> dict[str, list[str]]:
         """What the ansatz claims (``{"invariant": [...], "cusp": [...]}``), for its checks.
 
-        The registry entry's claims hold for its default fillers. A slot filled by another
-        layer keeps them only if the new layer claims at least what the default did; an
-        emptied slot (``none``) takes away what its default filler claimed (the cusps of a
-        cusp Jastrow), nothing else.
+        Three parts: the registry entry's ``claims`` (and its ``claims_when`` for option values),
+        which hold for its default fillers; a filler other than the default (or with other
+        options) keeps them only if it claims at least what the default did (``invariant``
+        covers ``preserves``), and an emptied slot (``none``) takes away what its default filler
+        claimed (the cusps of a cusp Jastrow), nothing else. Then the invariances derived from
+        the fillers (:func:`qmczoo.symmetry.derived_invariance`: FermiNet with an invariant
+        embedding is invariant under rotations and inversion of electrons and nuclei together).
+        Claims that hold only for a kind of system (``claims_when: system=atom``) are in
+        :meth:`claims_for`.
         """
+        return self.claims_for(None)
+
+    def claims_for(self, system) -> dict[str, list[str]]:
+        """:attr:`claims` plus the ``claims_when: system=KIND`` claims of the entry that hold for
+        ``system`` (a :class:`~qmczoo.systems.System`, a kind name, or None for none of them);
+        KIND is :func:`qmczoo.symmetry.system_kind` (atom, linear, planar, general)."""
+        from qmczoo.symmetry import derived_invariance, system_kind
+
         e = self._entry
-        claims = {k: list(v) for k, v in (e.get("claims") or {}).items()}
+        kind = system if system is None or isinstance(system, str) else system_kind(system)
+        claims = resolve_claims(e, self.options, kind, where=f"ansatz {self.name!r}")
         defaults = e.get("defaults") or {}
         for opt in e.get("slots") or {}:
             old, new = defaults.get(opt), self.options[opt]
-            if old == new:
-                continue
+            old_claims = layer_claims(old, self._default_filler_options(opt)) if old != NONE else {}
             if new == NONE:
-                removed = _layer_claims(old)
-                claims = {k: [c for c in v if c not in (removed.get(k) or [])] for k, v in claims.items()}
-            elif not _claims_cover(_layer_claims(new), _layer_claims(old)):
+                if old != NONE:
+                    claims = {k: [c for c in v if c not in (old_claims.get(k) or [])] for k, v in claims.items()}
+            elif not _claims_cover(layer_claims(new, _layer_options(self.options, opt)), old_claims):
                 claims = {k: [] for k in claims}
+        derived = derived_invariance(self)
+        if derived:
+            claims["invariant"] = list(claims.get("invariant") or []) + [
+                g for g in derived if g not in (claims.get("invariant") or [])]
         return {k: v for k, v in claims.items() if v}
+
+    def imposes(self, system=None):
+        """What the ansatz imposes on psi (:class:`qmczoo.symmetry.Imposed`): the operations of
+        electrons and nuclei together that leave psi invariant, from :meth:`claims_for`
+        ``system`` (a System, a kind name or None); ``Imposed.on(system)`` lists the operations
+        of a system's electrons that psi is then invariant under."""
+        from qmczoo.symmetry import Imposed
+
+        return Imposed.from_claims(self.claims_for(system))
+
+    def _default_filler_options(self, slot_option: str) -> dict:
+        """The ``SLOT.KEY`` options of the default filler of a slot (defaults, then the preset)."""
+        e = self._entry
+        merged = dict(e.get("defaults") or {})
+        if self.preset is not None:
+            merged.update((e.get("presets") or {}).get(self.preset) or {})
+        return _layer_options(merged, slot_option)
 
     def module(self, system, geometries=None):
         """What the factory returns for ``system``: a flax module, a Haiku ``transform``, or a
@@ -280,14 +317,79 @@ def _layer_options(options: dict, slot_option: str) -> dict:
     return {k[len(prefix):]: v for k, v in options.items() if k.startswith(prefix)}
 
 
-def _layer_claims(name) -> dict:
+def _merge_claims(a: dict, b: dict) -> dict:
+    """``a`` with every claim of ``b`` added (lists united, order kept)."""
+    out = {k: list(v or []) for k, v in a.items()}
+    for k, v in (b or {}).items():
+        out[k] = out.get(k, []) + [c for c in (v or []) if c not in out.get(k, [])]
+    return out
+
+
+SYSTEM_CONDITION = "system"
+"""The key of a ``claims_when`` condition on the kind of system (``system=atom``)."""
+
+
+def _condition_holds(condition: str, options: dict, system_kind: str | None, where: str) -> bool:
+    key, sep, text = str(condition).partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"{where}: claims_when condition {condition!r} is not KEY=VALUE")
+    if key == SYSTEM_CONDITION:
+        return system_kind is not None and text.strip() == system_kind
+    if key not in options:
+        raise ConfigError(f"{where}: claims_when condition {condition!r} names no option of it; it has "
+                          f"{', '.join(sorted(options)) or 'no options'}")
+    return options[key] == yaml.safe_load(text)
+
+
+def resolve_claims(entry: dict, options: dict | None = None, system_kind: str | None = None,
+                   where: str = "entry") -> dict[str, list[str]]:
+    """The claims of a registry entry for ``options`` (and a kind of system).
+
+    ``entry["claims"]`` always hold; each ``entry["claims_when"]`` item ``"KEY=VALUE": claims``
+    is added when option KEY has that value (YAML-parsed: ``lmax=0``, ``pair_inputs=false``)
+    or, for ``system=KIND``, when ``system_kind`` is KIND. Options not given take the entry's
+    defaults (``options`` of a layer, ``defaults`` of an ansatz).
+
+    Raises:
+      ConfigError: a condition that is not KEY=VALUE or names an option the entry does not have.
+    """
+    resolved = dict(entry.get("options") or entry.get("defaults") or {})
+    resolved.update(options or {})
+    claims = {k: list(v or []) for k, v in (entry.get("claims") or {}).items()}
+    for condition, extra in (entry.get("claims_when") or {}).items():
+        if _condition_holds(condition, resolved, system_kind, where):
+            claims = _merge_claims(claims, extra or {})
+    return claims
+
+
+def layer_claims(name, options: dict | None = None) -> dict[str, list[str]]:
+    """The claims of layer ``name`` with ``options`` (over its defaults), ``claims_when``
+    included; ``{}`` for ``none`` or an unknown name."""
     if name == NONE or name not in _load()["layers"]:
         return {}
-    return _load()["layers"][name].get("claims") or {}
+    return resolve_claims(_load()["layers"][name], options, where=f"layer {name!r}")
+
+
+def claim_variants(name: str) -> list[dict]:
+    """Option sets under which layer ``name``'s claims differ: ``{}`` (its defaults) and one per
+    option condition of its ``claims_when`` (``{"readout": "invariant"}``), so that a check can
+    run every claim the registry makes."""
+    _, e = entry(name)
+    variants = [{}]
+    for condition in e.get("claims_when") or {}:
+        key, _, text = str(condition).partition("=")
+        if key.strip() != SYSTEM_CONDITION:
+            variants.append({key.strip(): yaml.safe_load(text)})
+    return variants
 
 
 def _claims_cover(new: dict, old: dict) -> bool:
-    return all(set(v) <= set(new.get(k) or []) for k, v in old.items())
+    """Whether ``new`` claims at least what ``old`` did (an ``invariant`` claim covers the weaker
+    ``preserves`` claim of the same operation)."""
+    have = {k: set(v or []) for k, v in new.items()}
+    have["preserves"] = have.get("preserves", set()) | have.get("invariant", set())
+    return all(set(v) <= have.get(k, set()) for k, v in old.items())
 
 
 def get_ansatz(name: str, preset: str | None = None, **options) -> AnsatzSpec:
@@ -381,7 +483,8 @@ def check_option(ansatz: str, key: str, value, default, choices=None):
     * a list of integer pairs (``hidden_dims``) needs a non-empty list of pairs of ints >= 1;
       any other list default needs a list;
     * a None default accepts anything (the factory checks it);
-    * ``choices`` (from the entry's ``choices`` mapping), if given, lists the allowed values.
+    * ``choices`` (from the entry's ``choices`` mapping), if given, lists the allowed values
+      (they replace the rules above: ``lmax`` may be 0 although its default is 1).
 
     Raises:
       ConfigError: ``option 'determinants' of ferminet expects an integer >= 1, got 'banana'``.
@@ -391,8 +494,10 @@ def check_option(ansatz: str, key: str, value, default, choices=None):
     def bad(expects):
         return ConfigError(f"option {key!r} of {ansatz} expects {expects}, got {value!r}")
 
-    if choices is not None and value not in choices:
-        raise bad(f"one of {', '.join(map(str, choices))}")
+    if choices is not None:  # the listed values are the allowed ones (lmax: [0, 1, 2, 3] with default 1)
+        if value not in choices or isinstance(value, bool) != isinstance(default, bool):
+            raise bad(f"one of {', '.join(map(str, choices))}")
+        return value
     if default is None:
         return value
     if isinstance(default, bool):

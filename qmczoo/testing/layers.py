@@ -14,9 +14,16 @@ claim                           check
 ``invariant: [translation]``    moving electrons and nuclei together leaves the output unchanged
 ``invariant: [rotation]``       rotating electrons and nuclei together leaves the output unchanged
                                 (all but its ``irreps`` part, for an equivariant embedding)
+``invariant: [inversion]``      inverting electrons and nuclei together (``x -> -x``) likewise
+``preserves: [rotation, ...]``  the layer adds no direction of its own: fed inputs that are
+                                invariant (stream features of distances only, an embedding of
+                                them, an isotropic envelope, baseline-like functions of distances;
+                                an equivariant ``irreps`` part that rotates), its output (but
+                                ``irreps``) is unchanged under the joint rotation / inversion
 ``equivariant: [nuclear_permutation]``  (geometry encoders) permuting identical nuclei permutes
                                 the rows of ``nuclei`` and leaves ``global_`` unchanged
 ``equivariant: [rotation]``     ... rotates the output's ``irreps`` by their Wigner-D matrices
+``equivariant: [inversion]``    ... multiplies them by their parities under the inversion
 ``antisymmetric: [same_spin]``  swapping same-spin electrons flips the sign, keeps log|psi|
 ``decays: [far]``               the output vanishes 60 bohr from the nuclei
 ``smooth: [electron_electron, electron_nuclear]``  no kink at coalescence: the spherically
@@ -25,7 +32,9 @@ claim                           check
 ==============================  ===================================================================
 
 and, for a layer with parameters, that each lands in a proper KFAC block. Everything runs in
-float64. A geometry encoder is fed the nuclear positions of its own harness molecule,
+float64. Claims that hold only for some option values (``claims_when`` in the registry) are
+checked with those options: ``check_layer(name, options={"readout": "invariant"})``, and
+:func:`qmczoo.registry.claim_variants` lists the option sets to run. A geometry encoder is fed the nuclear positions of its own harness molecule,
 :data:`GEOMETRY_ENCODER_HARNESS` (an asymmetric H2O: two identical nuclei, so that permuting
 them means something). An antisymmetrizer is fed block-diagonal orbital matrices, or the blocks of the
 orbitals filler its entry names in ``fed_by`` (the pair product takes pair matrices). A plug-in author calls ``check_layer("my_layer")`` after registering the layer.
@@ -67,6 +76,7 @@ class _Harness(nn.Module):
     charges: tuple
     hartree_fock: Any = None
     fed_by: Layer | None = None  # the orbitals filler whose blocks an antisymmetrizer receives
+    invariant_inputs: bool = False  # feed invariant inputs (the `preserves` check)
 
     @nn.compact
     def __call__(self, r, R):
@@ -92,11 +102,15 @@ class _Harness(nn.Module):
             tie = 0.0 * jax.lax.stop_gradient(jnp.sum(r))
             return built(R + tie)
         features = ferminet_features(r, R)
+        if self.invariant_inputs:
+            features = _invariant_streams(features)
         if slot == "envelope":
             return built(features.en_disp, features.en_dist)
         if slot == "baseline":
             return built(features)
         embedding = FermiNetEmbedding(n_up=self.n_up, hidden_dims=((8, 4),), name="harness_embedding")(features)
+        if self.invariant_inputs:  # invariant h, shared, pair; a rotating irreps part for heads that (wrongly) read it
+            embedding = embedding.replace(irreps=_rotating_irreps(features))
         if slot == "embedding":
             return built(features)
         if slot == "orbitals":
@@ -104,11 +118,15 @@ class _Harness(nn.Module):
         if slot == "jastrow":
             return built(features, embedding)
         if slot == "backflow":  # baseline-like orbitals of the up electrons: fixed functions of r
-            centres = jnp.asarray([[0.3, -0.2, 0.1], [0.0, 0.5, 1.2], [-0.4, 0.0, 2.0]], r.dtype)
-            phi = jnp.exp(-jnp.linalg.norm(r[: self.n_up, None] - centres[None], axis=-1))
+            if self.invariant_inputs:  # functions of the distances to the first nucleus
+                d = features.en_dist[: self.n_up, 0]
+                phi = jnp.exp(-d * jnp.asarray([1.0, 0.6, 0.3], r.dtype))
+            else:
+                centres = jnp.asarray([[0.3, -0.2, 0.1], [0.0, 0.5, 1.2], [-0.4, 0.0, 2.0]], r.dtype)
+                phi = jnp.exp(-jnp.linalg.norm(r[: self.n_up, None] - centres[None], axis=-1))
             return built(embedding.h[: self.n_up], phi)
         if slot == "antisymmetrizer":
-            if self.fed_by is None:
+            if self.fed_by is None or self.invariant_inputs:  # (invariant blocks: any square blocks do)
                 head = OrbitalMatrices(n_up=self.n_up, n_down=self.n_down, envelope=envelope,
                                        determinants=DETERMINANTS, full_det=False, name="harness_orbitals")
             else:
@@ -117,10 +135,27 @@ class _Harness(nn.Module):
         raise ValueError(f"check_layer has no harness for slot {slot!r}")
 
 
-def layer_harness(layer: Layer, fed_by: Layer | None = None):
+def _invariant_streams(features):
+    """``features`` with stream inputs invariant under rotations and inversion: ``one`` the
+    electron-nuclear distances ``[N, M]``, ``two`` the electron-electron distances ``[N, N, 1]``
+    (the raw displacements stay: they always rotate)."""
+    return features.replace(one=features.en_dist[..., 0], two=features.ee_dist)
+
+
+def _rotating_irreps(features):
+    """An equivariant ``1o`` feature per electron (the sum of its displacements from the nuclei)."""
+    import e3nn_jax as e3nn
+
+    return e3nn.IrrepsArray("1o", jnp.sum(features.en_disp, axis=1))
+
+
+def layer_harness(layer: Layer, fed_by: Layer | None = None, invariant_inputs: bool = False):
     """``(init, apply, system)`` of the harness of ``layer``: ``apply(params, r [N,3], R [M,3])``
     returns what the layer returns in its slot. An antisymmetrizer receives the blocks of
-    ``fed_by`` (an orbitals filler; default ``orbital_matrices``, block-diagonal)."""
+    ``fed_by`` (an orbitals filler; default ``orbital_matrices``, block-diagonal). With
+    ``invariant_inputs`` what the layer reads from other slots is invariant under joint
+    rotations and inversion (for the ``preserves`` claim; an antisymmetrizer then receives
+    ``orbital_matrices`` blocks of an invariant embedding, whatever ``fed_by`` says)."""
     system = _harness_system(HARNESS_GEOMETRIES.get(layer.slot, HARNESS_GEOMETRY))
     hf = None
     if layer.slot == "baseline":
@@ -128,7 +163,8 @@ def layer_harness(layer: Layer, fed_by: Layer | None = None):
 
         hf = run_hartree_fock(system, "sto-3g")
     module = _Harness(layer=layer, n_up=system.n_up, n_down=system.n_down,
-                      charges=tuple(float(z) for z in system.charges), hartree_fock=hf, fed_by=fed_by)
+                      charges=tuple(float(z) for z in system.charges), hartree_fock=hf, fed_by=fed_by,
+                      invariant_inputs=invariant_inputs)
     return module.init, module.apply, system
 
 
@@ -265,24 +301,25 @@ def _radial_slope(f, r, centre_fn, electron: int, delta: float = 1e-4) -> float:
 # ----------------------------------------------------------------------------- the check
 
 
-def check_layer(name: str, seed: int = 0, atol: float = 1e-9) -> None:
+def check_layer(name: str, seed: int = 0, atol: float = 1e-9, options: dict | None = None) -> None:
     """Run on the registered layer ``name`` every check its claims call for; AssertionError if one fails.
 
-    The layer is built with its registry defaults (see the module docstring for the harness and
-    the claims). Runs in float64.
+    The layer is built with its registry defaults updated by ``options``, and its claims are
+    those that hold for these options (``claims_when``; see the module docstring for the harness
+    and the claims). Runs in float64.
     """
-    from qmczoo.registry import entry, get_layer
+    from qmczoo.registry import entry, get_layer, layer_claims
     from qmczoo.testing.contract import kfac_block_types, random_configuration, random_rotation, to_float64
     from qmczoo.wavefunction import Wavefunction
 
     kind, e = entry(name)
     if kind != "layers":
         raise ValueError(f"{name!r} is an ansatz, not a layer: use qmczoo.testing.check_spec")
-    layer = get_layer(name, e["slot"])
+    layer = get_layer(name, e["slot"], options)
     fed_by = None
     if e.get("fed_by"):
         fed_by = get_layer(e["fed_by"], "orbitals")
-    claims = {k: list(v or []) for k, v in (e.get("claims") or {}).items()}
+    claims = {k: list(v or []) for k, v in layer_claims(name, options).items()}
     with jax.enable_x64(True):
         init, apply, system = layer_harness(layer, fed_by)
         R = jnp.asarray(system.positions, jnp.float64)
@@ -334,6 +371,19 @@ def check_layer(name: str, seed: int = 0, atol: float = 1e-9) -> None:
                 expected = out.irreps.transform_by_matrix(rot)  # Wigner-D matrices of rot
                 _assert_close(turned.irreps.array, expected.array, "irreps not rotation-equivariant (Wigner D)",
                               name, atol)
+        if "inversion" in invariant or "inversion" in equivariant:
+            inverted = f(params, -r, -R)
+            if "inversion" in invariant:
+                _assert_close(_without_irreps(inverted), _without_irreps(out), "not inversion-invariant", name, atol)
+            if "inversion" in equivariant:
+                if getattr(out, "irreps", None) is None:
+                    raise AssertionError(f"{name}: claims inversion equivariance but hands on no irreps")
+                expected = out.irreps.transform_by_matrix(-jnp.eye(3, dtype=r.dtype))  # the parities
+                _assert_close(inverted.irreps.array, expected.array, "irreps not inversion-equivariant (parity)",
+                              name, atol)
+        preserves = [op for op in claims.get("preserves", []) if op not in invariant]
+        if preserves:
+            _check_preserves(name, layer, fed_by, preserves, r, R, seed, atol)
         if "far" in claims.get("decays", []):
             far = r + 60.0
             near, gone = _leaves(out), _leaves(f(params, far, R))
@@ -366,6 +416,26 @@ def check_layer(name: str, seed: int = 0, atol: float = 1e-9) -> None:
             if naive:
                 raise AssertionError(f"{name}: parameters without proper KFAC curvature (NaiveDiagonal): "
                                      f"{', '.join(naive)}; register them with qmczoo.layers.curvature")
+
+
+def _check_preserves(name: str, layer: Layer, fed_by, operations, r, R, seed: int, atol: float) -> None:
+    """The ``preserves`` claim: with invariant inputs (:func:`layer_harness` ``invariant_inputs``)
+    the output, but ``irreps``, is unchanged by each joint operation (rotation, inversion)."""
+    from qmczoo.testing.contract import random_rotation, to_float64
+
+    unknown = [op for op in operations if op not in ("rotation", "inversion")]
+    if unknown:
+        raise AssertionError(f"{name}: check_layer knows no preserves claim {unknown} (rotation, inversion)")
+    init, apply, _ = layer_harness(layer, fed_by, invariant_inputs=True)
+    params = to_float64(jax.jit(init)(jax.random.PRNGKey(seed + 2), r, R))
+    f = jax.jit(apply)
+    out = _without_irreps(f(params, r, R))
+    matrices = {"rotation": jnp.asarray(random_rotation(seed + 3)), "inversion": -jnp.eye(3, dtype=r.dtype)}
+    for op in operations:
+        m = matrices[op]
+        moved = _without_irreps(f(params, r @ m.T, R @ m.T))
+        _assert_close(moved, out, f"claims to preserve {op} invariance, but with invariant inputs its output "
+                      f"changed under the {op} (it reads a direction of its own)", name, atol)
 
 
 def _without_irreps(out):
