@@ -373,14 +373,21 @@ def layer_claims(name, options: dict | None = None) -> dict[str, list[str]]:
 
 def claim_variants(name: str) -> list[dict]:
     """Option sets under which layer ``name``'s claims differ: ``{}`` (its defaults) and one per
-    option condition of its ``claims_when`` (``{"readout": "invariant"}``), so that a check can
-    run every claim the registry makes."""
+    option condition of its ``claims_when`` that its defaults do not meet (``{"readout":
+    "invariant"}``), or, for a true/false condition they meet, the other value (so that the
+    claims left without it are checked too). A check can so run every claim the registry makes."""
     _, e = entry(name)
+    defaults = e.get("options") or {}
     variants = [{}]
     for condition in e.get("claims_when") or {}:
         key, _, text = str(condition).partition("=")
-        if key.strip() != SYSTEM_CONDITION:
-            variants.append({key.strip(): yaml.safe_load(text)})
+        key, value = key.strip(), yaml.safe_load(text)
+        if key == SYSTEM_CONDITION:
+            continue
+        if defaults.get(key) != value:
+            variants.append({key: value})
+        elif isinstance(value, bool):
+            variants.append({key: not value})
     return variants
 
 
