@@ -16,10 +16,12 @@ claim                           check
                                 (all but its ``irreps`` part, for an equivariant embedding)
 ``invariant: [inversion]``      inverting electrons and nuclei together (``x -> -x``) likewise
 ``preserves: [rotation, ...]``  the layer adds no direction of its own: fed inputs that are
-                                invariant (stream features of distances only, an embedding of
-                                them, an isotropic envelope, baseline-like functions of distances;
-                                an equivariant ``irreps`` part that rotates), its output (but
-                                ``irreps``) is unchanged under the joint rotation / inversion
+                                invariant where it may rely on them (``qmczoo.symmetry.UPSTREAM``:
+                                stream features of distances only for an embedding, an embedding
+                                of them for a head or Jastrow, with an ``irreps`` part that rotates;
+                                an isotropic envelope; baseline-like functions of distances), its
+                                output (but ``irreps``) is unchanged under the joint rotation /
+                                inversion
 ``equivariant: [nuclear_permutation]``  (geometry encoders) permuting identical nuclei permutes
                                 the rows of ``nuclei`` and leaves ``global_`` unchanged
 ``equivariant: [rotation]``     ... rotates the output's ``irreps`` by their Wigner-D matrices
@@ -51,6 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qmczoo.layers.filler import Layer
+from qmczoo.symmetry import UPSTREAM
 
 HARNESS_GEOMETRY = "B 0 0 0; H 0 0 2.329"  # bohr; 3 up + 3 down electrons, two nuclei
 GEOMETRY_ENCODER_HARNESS = "O 0 0 0; H 1.8 0 0; H -0.5 1.7 0.2"  # bohr; asymmetric, two identical nuclei
@@ -102,13 +105,16 @@ class _Harness(nn.Module):
             tie = 0.0 * jax.lax.stop_gradient(jnp.sum(r))
             return built(R + tie)
         features = ferminet_features(r, R)
-        if self.invariant_inputs:
-            features = _invariant_streams(features)
+        # the `preserves` check: invariant stream inputs for the harness embedding, and for the layer
+        # itself only if it may read them (qmczoo.symmetry.UPSTREAM); its raw displacements rotate
+        invariant = _invariant_streams(features) if self.invariant_inputs else features
+        if "features" in UPSTREAM.get(slot, ()):
+            features = invariant
         if slot == "envelope":
             return built(features.en_disp, features.en_dist)
         if slot == "baseline":
             return built(features)
-        embedding = FermiNetEmbedding(n_up=self.n_up, hidden_dims=((8, 4),), name="harness_embedding")(features)
+        embedding = FermiNetEmbedding(n_up=self.n_up, hidden_dims=((8, 4),), name="harness_embedding")(invariant)
         if self.invariant_inputs:  # invariant h, shared, pair; a rotating irreps part for heads that (wrongly) read it
             embedding = embedding.replace(irreps=_rotating_irreps(features))
         if slot == "embedding":
