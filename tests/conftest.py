@@ -70,7 +70,7 @@ EARLY = (  # (unit, node-id prefixes after the folder)
     ("monitor-chain", ("test_accuracy_engine.py::test_monitor_chain",)),
 )
 FILES = (  # the other units, heaviest first
-    "test_ansatz_contract.py", "test_zoo.py", "test_pesnet.py", "test_equivariant.py", "test_accuracy_engine.py",
+    "test_ansatz_contract.py", "test_zoo.py", "test_pesnet.py", "test_equivariant.py", "test_imposed_symmetry.py", "test_accuracy_engine.py",
     "test_embeddings.py", "test_train_guards.py", "test_hamiltonian.py", "test_pretrain.py", "test_run_safety.py",
     "test_jastrow_backflow_pairs.py", "test_bad_inputs.py", "test_plugins.py", "test_gaussian_orbitals.py",
     "test_layers.py", "test_geometry_encoder.py", "test_registry.py", "test_sampler.py", "test_cli.py",

@@ -39,8 +39,8 @@ class _EntryPoint:
 
 def _with_plugins(monkeypatch, *points):
     """Reload the registry as if ``points`` were installed."""
-    monkeypatch.setattr(registry, "_REGISTRY", None)
-    monkeypatch.setattr(registry.metadata, "entry_points",
+    monkeypatch.setattr(registry.catalogue, "_REGISTRY", None)
+    monkeypatch.setattr(registry.catalogue.metadata, "entry_points",
                         lambda group=None: list(points) if group == registry.ENTRY_POINT_GROUP else [])
 
 
@@ -95,7 +95,7 @@ def test_new_plugin_names_are_added_and_a_broken_plugin_only_warns(monkeypatch):
 
 
 def test_register_from_python_refuses_a_taken_name_unless_told_to_override(monkeypatch):
-    monkeypatch.setattr(registry, "_REGISTRY", {k: dict(v) for k, v in registry._load().items()})
+    monkeypatch.setattr(registry.catalogue, "_REGISTRY", {k: dict(v) for k, v in registry._load().items()})
     with pytest.raises(ConfigError, match="'ferminet' is already registered"):
         registry.register_ansatz("ferminet", "qmczoo.models.ferminet:make_ferminet")
     with pytest.raises(ConfigError, match="'raw_embedding' is already registered"):
@@ -119,7 +119,7 @@ def _haiku_slater(system, width: int = 4):
 
 def test_a_haiku_ansatz_comes_through_the_registry(monkeypatch):
     pytest.importorskip("haiku")
-    monkeypatch.setattr(registry, "_REGISTRY", {k: dict(v) for k, v in registry._load().items()})
+    monkeypatch.setattr(registry.catalogue, "_REGISTRY", {k: dict(v) for k, v in registry._load().items()})
     registry.register_ansatz("toy_haiku", _haiku_slater, framework="haiku", defaults={"width": 4})
     spec = registry.get_ansatz("toy_haiku")
     assert spec.framework == "haiku"

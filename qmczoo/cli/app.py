@@ -8,7 +8,11 @@ import sys
 import warnings
 
 import typer
-from typer import _click as click
+
+try:  # typer >= 0.25 carries its own copy of click
+    from typer import _click as click
+except ImportError:  # pragma: no cover - older typer on click
+    import click
 from typer.core import TyperGroup
 
 #: exit codes: 0 done, 1 a bench cell failed, 2 an ``error:`` line (bad input, a refused
@@ -45,7 +49,7 @@ class _Group(TyperGroup):
         except click.exceptions.ClickException as exc:
             click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
             code = EXIT_ERROR
-        except (click.exceptions.Abort, KeyboardInterrupt):
+        except (typer.Abort, KeyboardInterrupt):
             click.echo("interrupted", err=True)
             code = EXIT_INTERRUPTED
         if not standalone_mode:

@@ -220,6 +220,7 @@ def train(
     if scan_set is not None and scan_set.n_geometries > 1:
         where = f"{scan_set.n_geometries} geometries ({scan_set.labels[0]} ... {scan_set.labels[-1]})"
     typer.echo(f"{sys_obj.describe()} | {spec.name} ({spec.preset}) | {where} | run folder {out}")
+    _echo_symmetry_warnings(sys_obj, spec, config.pretrain_basis)
     result = runs.train(sys_obj, spec, config, out, progress=progress, eval_steps=eval_steps, unit=unit_read,
                         geometries=scan_set)
     _print_summary(result.summary, result.out_dir)
@@ -267,3 +268,12 @@ def _pes_table(rows: list) -> str:
         diff = "" if r["error_mha"] is None else f"{r['error_mha']:+.2f}"
         lines.append(f"{r['label']:<14} {format_value(r['energy'], r['energy_error']):>16} {diff:>16}")
     return "\n".join(lines)
+
+
+def _echo_symmetry_warnings(system, spec, basis: str) -> None:
+    """``warning: ...`` on stderr when the ansatz cannot represent the system's Hartree–Fock
+    symmetry (:func:`qmczoo.registry.state_check.symmetry_warnings`)."""
+    from qmczoo.registry.state_check import symmetry_warnings
+
+    for line in symmetry_warnings(system, spec, basis=basis):
+        typer.echo(f"warning: {line}", err=True)

@@ -31,7 +31,8 @@ def check_option(ansatz: str, key: str, value, default, choices=None):
     * a list of integer pairs (``hidden_dims``) needs a non-empty list of pairs of ints >= 1;
       any other list default needs a list;
     * a None default accepts anything (the factory checks it);
-    * ``choices`` (from the entry's ``choices`` mapping), if given, lists the allowed values.
+    * ``choices`` (from the entry's ``choices`` mapping), if given, lists the allowed values
+      (they replace the rules above: ``lmax`` may be 0 although its default is 1).
 
     Raises:
       ConfigError: ``option 'determinants' of ferminet expects an integer >= 1, got 'banana'``.
@@ -39,8 +40,10 @@ def check_option(ansatz: str, key: str, value, default, choices=None):
     def bad(expects):
         return ConfigError(f"option {key!r} of {ansatz} expects {expects}, got {value!r}")
 
-    if choices is not None and value not in choices:
-        raise bad(f"one of {', '.join(map(str, choices))}")
+    if choices is not None:  # the listed values are the allowed ones (lmax: [0, 1, 2, 3] with default 1)
+        if value not in choices or isinstance(value, bool) != isinstance(default, bool):
+            raise bad(f"one of {', '.join(map(str, choices))}")
+        return value
     if default is None:
         return value
     if isinstance(default, bool):

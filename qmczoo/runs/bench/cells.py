@@ -190,3 +190,27 @@ def _curves(out: Path, rows: list[dict]) -> list[dict]:
                        "evaluation": (r["energy"], r["energy_error"] if r["energy_error"] is not None else math.nan)
                        if r["status"] == "ok" else None})
     return curves
+
+
+def warn_symmetry(variants, systems, settings, console=None) -> None:
+    """A ``warning:`` line for each (variant, system) whose ansatz imposes a symmetry that the
+    system's Hartree–Fock state lacks (:func:`qmczoo.registry.state_check.symmetry_warnings`); on ``console``
+    (the progress display) or stderr. A variant that fails to resolve is left to its cell."""
+    import sys
+
+    from qmczoo.registry import get_ansatz
+    from qmczoo.registry.state_check import symmetry_warnings
+
+    basis = settings.train_config(settings.seeds[0]).pretrain_basis
+    for variant in variants:
+        for system in systems:
+            try:
+                spec = get_ansatz(variant.name, settings.preset, **{**settings.sets, **variant.options})
+                lines = symmetry_warnings(system, spec, basis=basis)
+            except Exception:  # noqa: BLE001 - a warning must not stop the bench; the cell reports errors
+                continue
+            for line in lines:
+                if console is not None:
+                    console.print(f"warning: {line}", style="yellow", markup=False, soft_wrap=True)
+                else:
+                    print(f"warning: {line}", file=sys.stderr)

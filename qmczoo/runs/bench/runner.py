@@ -12,7 +12,7 @@ import yaml
 from qmczoo import defaults
 from qmczoo.defaults import RUN_DEFAULTS
 from qmczoo.errors import ConfigError
-from qmczoo.runs.bench.cells import _curves, _run_cell, hartree_fock_energies
+from qmczoo.runs.bench.cells import _curves, _run_cell, hartree_fock_energies, warn_symmetry
 from qmczoo.runs.bench.results import BenchResults, machine_description
 from qmczoo.runs.bench.spec import (
     BENCH_FILE,
@@ -220,6 +220,7 @@ def _run_locked(out: Path, variants, system_list, seed_list, settings: BenchSett
     with display as bar:
         task = bar.add_task("Hartree–Fock energies", total=len(cells)) if progress else None
         hf = hartree_fock_energies([s for _, s in system_list], hf_basis, out)
+        warn_symmetry(variants, [s for _, s in system_list], settings, bar.console if progress else None)
         for variant, system, seed in cells:
             rel = f"cells/{labels[variant.label]}/{sys_folders[system.name]}/seed{seed}"
             if progress:
