@@ -65,3 +65,17 @@ def resolve_geometries(system: System, scan, geometries, unit):
     if scan is None and geometries is None:
         return None
     return geometry_set(system, scan=scan, geometries=geometries, unit=unit)
+
+
+def check_states(system: System, config: TrainConfig, gset=None) -> None:
+    """Several states (``config.states > 1``): one geometry only, and, with pretraining, enough
+    Hartree–Fock determinants in the pretraining basis for every state."""
+    if config.states == 1:
+        return
+    if gset is not None and gset.n_geometries > 1:
+        raise ConfigError(f"--states {config.states} trains several states at one geometry; a scan over "
+                          f"{gset.n_geometries} geometries is not supported (train one run per geometry)")
+    if config.pretrain_steps > 0:
+        from qmczoo.chemistry.excitations import check_pretrainable_states
+
+        check_pretrainable_states(system, config.pretrain_basis, config.states)

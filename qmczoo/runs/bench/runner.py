@@ -56,7 +56,9 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = de
               laplacian: str = RUN_DEFAULTS["laplacian"], dtype: str = RUN_DEFAULTS["dtype"],
               checkpoint_every: int = RUN_DEFAULTS["checkpoint_every"],
               hf_basis: str | None = DEFAULT_HF_BASIS, monitor_walkers: int | None = None,
-              monitor_every: int | None = None, retry_failed: bool = False, progress: bool = True,
+              monitor_every: int | None = None, states: int = RUN_DEFAULTS["states"],
+              objective: str = RUN_DEFAULTS["objective"], penalty: float = RUN_DEFAULTS["penalty"],
+              retry_failed: bool = False, progress: bool = True,
               command: str | None = None, on_cell: Callable[[dict, str], None] | None = None) -> BenchResults:
     """Train and evaluate every (ansatz variant, system, seed) cell under one budget.
 
@@ -75,6 +77,9 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = de
         :class:`~qmczoo.engine.config.TrainConfig` settings (monitor_*: None keeps the trainer's default).
       eval_steps: evaluation steps of the final parameters (at least 2).
       hf_basis: basis of the UHF energy for the share of correlation energy (None: skip).
+      states, objective, penalty: train this many lowest states in every cell, with NES-VMC or the
+        penalty method (:mod:`qmczoo.engine.states`); each state's energy is in the row's
+        ``states`` column and ``state_results``.
       retry_failed: run failed cells again (from scratch) instead of reporting the old failure.
       progress: a rich progress display across cells (per-cell progress bars stay off).
       command: the command line, recorded in results.md.
@@ -99,8 +104,13 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = de
                              eval_steps=eval_steps, optimizer=optimizer, learning_rate=learning_rate,
                              mcmc_steps=mcmc_steps, burn_in=burn_in, laplacian=laplacian, dtype=dtype,
                              checkpoint_every=checkpoint_every, hf_basis=hf_basis,
-                             monitor_walkers=monitor_walkers, monitor_every=monitor_every)
-    settings.train_config(seed_list[0])  # bad training settings fail here, before any cell
+                             monitor_walkers=monitor_walkers, monitor_every=monitor_every, states=states,
+                             objective=objective, penalty=penalty)
+    config = settings.train_config(seed_list[0])  # bad training settings fail here, before any cell
+    from qmczoo.runs.checks import check_states
+
+    for _, s in system_list:  # and so do states that cannot be pretrained on a system
+        check_states(s, config)
     out = Path(out_dir)
     _check_folder(out, settings)
 
