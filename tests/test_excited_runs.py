@@ -69,9 +69,9 @@ def test_reference_states_of_helium():
 @pytest.fixture(scope="module")
 def helium_nes(tmp_path_factory):
     out = tmp_path_factory.mktemp("he") / "run"
-    config = TrainConfig(steps=30, batch_size=64, pretrain_steps=100, burn_in=50, states=3, checkpoint_every=15,
+    config = TrainConfig(steps=20, batch_size=32, pretrain_steps=40, burn_in=40, states=3, checkpoint_every=10,
                          monitor_walkers=0, dtype="float64", seed=1)
-    result = runs.train("He", "ferminet", config, out, preset="tiny", progress=False, eval_steps=30)
+    result = runs.train("He", "ferminet", config, out, preset="tiny", progress=False, eval_steps=20)
     return out, result
 
 
@@ -97,7 +97,7 @@ def test_tiny_nes_run_on_helium_gives_three_ordered_states_above_the_exact_ones(
     rows = (out / "states.csv").read_text().splitlines()
     assert len(rows) == 4 and rows[0].startswith("state,energy,energy_error")
     log = runs.read_log(out)
-    assert log["step"].size == 30 and np.all(np.isfinite(log["energy"]))
+    assert log["step"].size == 20 and np.all(np.isfinite(log["energy"]))
 
 
 def test_a_run_of_several_states_evaluates_and_resumes(helium_nes):
@@ -105,10 +105,10 @@ def test_a_run_of_several_states_evaluates_and_resumes(helium_nes):
     result = runner.invoke(app, ["evaluate", str(out), "--steps", "5", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "E - E_0" in result.output and "<S^2>" in result.output and "S_01" in result.output
-    resumed = runs.train(out_dir=out, resume=True, config=TrainConfig(steps=34), progress=False)
-    assert int(resumed.state.step) == 34 and len(resumed.state.params) == 3
+    resumed = runs.train(out_dir=out, resume=True, config=TrainConfig(steps=24), progress=False)
+    assert int(resumed.state.step) == 24 and len(resumed.state.params) == 3
     steps = (out / "train_states.csv").read_text().splitlines()[1:]
-    assert [int(r.split(",")[0]) for r in steps] == list(range(1, 35))
+    assert [int(r.split(",")[0]) for r in steps] == list(range(1, 25))
 
 
 def test_penalty_objective_trains_and_reports_overlaps(tmp_path):

@@ -310,3 +310,12 @@ def test_evaluating_exact_states_gives_exact_energies_spins_and_overlaps(objecti
         assert overlaps[0, 1] < 0.02 and overlaps[0, 2] < 0.02  # is right, but the ground state is orthogonal
     else:
         assert result.eigenstate_overlaps is None
+
+
+def test_state_energies_are_the_sorted_eigenvalues_and_nan_for_a_rejected_step():
+    from qmczoo.engine.states import state_energies
+
+    c = np.array([[1.0, 0.5], [0.2, 1.0]])
+    matrix = np.linalg.inv(c) @ np.diag([-0.5, -2.0]) @ c
+    np.testing.assert_allclose(state_energies(matrix), [-2.0, -0.5], atol=1e-12)
+    assert np.all(np.isnan(state_energies(np.array([[np.nan, 0.0], [0.0, 1.0]]))))

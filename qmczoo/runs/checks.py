@@ -33,7 +33,7 @@ def check_resources(system: System, spec: AnsatzSpec, config: TrainConfig):
     itemsize = 8 if config.dtype == "float64" else 4
     n = system.n_electrons
     # walkers plus the two-electron features of one pass: a lower bound of what a step needs
-    need = config.batch_size * n * (3 + 4 * n) * itemsize
+    need = config.batch_size * config.states * n * (3 + 4 * n) * itemsize  # a walker holds one set per state
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):

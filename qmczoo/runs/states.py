@@ -11,7 +11,8 @@ A run trained with ``states = k > 1`` writes, besides the usual files,
   ``evaluation.json`` holds the same as its ``states`` list, with ``overlaps``; and
   ``states.png``, the state energies against the training steps beside the exact ones.
 
-``train.csv``'s ``energy`` column is then the sum of the state energies (what the loss minimises).
+``train.csv``'s ``energy`` column is then the loss: the sum of the state energies (plus the overlap
+term for the penalty method, which ``train_states.csv`` also gives on its own).
 """
 
 from __future__ import annotations

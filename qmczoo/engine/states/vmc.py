@@ -28,8 +28,12 @@ from qmczoo.wavefunction import StateSet, states as make_states
 
 def state_energies(matrix) -> np.ndarray:
     """The state energies of a mean local-energy matrix ``[k, k]``: its eigenvalues, lowest first
-    (real parts; the matrix is a noisy estimate of ``S^-1 H``, whose eigenvalues are real)."""
-    return np.sort(np.real(np.linalg.eigvals(np.asarray(matrix, dtype=np.float64))))
+    (real parts; the matrix is a noisy estimate of ``S^-1 H``, whose eigenvalues are real). A
+    matrix that is not finite (a step the NaN guard rejects) gives NaNs."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if not np.all(np.isfinite(matrix)):
+        return np.full(matrix.shape[0], np.nan)
+    return np.sort(np.real(np.linalg.eigvals(matrix)))
 
 
 class StatesVMC(VMC):
