@@ -34,8 +34,9 @@ def main(out: str, runs: list[str]) -> None:
         for m, state in enumerate(record["states"]):
             if state["reference_energy"] is None:
                 continue
-            err = 1000.0 * (running_mean(energies[:, m], 100) - state["reference_energy"])
-            line, = ax.plot(steps, err, lw=1.2, label=f"state {m} ({state['term']})")
+            ok = np.isfinite(energies[:, m])  # a step rejected by the NaN guard has no energies
+            err = 1000.0 * (running_mean(energies[ok, m], 100) - state["reference_energy"])
+            line, = ax.plot(steps[ok], err, lw=1.2, label=f"state {m} ({state['term']})")
             sigma = 1000.0 * (state["energy_error"] or 0.0)
             ax.errorbar([steps[-1] * 1.02], [state["error_mha"]], yerr=[sigma], fmt="o", color=line.get_color(),
                         capsize=3)
@@ -45,7 +46,8 @@ def main(out: str, runs: list[str]) -> None:
         ax.set_xlabel("training step")
         ax.set_title(label or folder.name, fontsize=10)
         ax.legend(fontsize=7)
-    axes[0][0].set_ylabel("E − exact (mHa), running mean of 100 steps; dot: evaluation")
+    axes[0][0].set_ylabel("E − exact (mHa)")
+    fig.suptitle("training energy per state (running mean of 100 steps) and evaluated E ± σ (dots)", fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     print(f"written {out}")
