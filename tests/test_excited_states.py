@@ -300,6 +300,8 @@ def test_evaluating_exact_states_gives_exact_energies_spins_and_overlaps(objecti
     np.testing.assert_allclose([s["energy"] for s in result.states], np.sort(EXACT), atol=1e-8)
     assert max(s["energy_error"] for s in result.states) < 1e-8
     np.testing.assert_allclose([s["spin_squared"] for s in result.states], 0.75, atol=1e-10)
+    np.testing.assert_allclose([e for e, _ in result.excitation_energies], [0.375, 0.375], atol=1e-8)
+    assert max(err for _, err in result.excitation_energies) < 1e-8
     gram = c.T @ np.diag([np.pi, 8 * np.pi, 32 * np.pi]) @ c
     cos2 = gram**2 / np.outer(np.diag(gram), np.diag(gram))
     pair = (0, 1) if objective == "nes" else (1, 2)

@@ -91,11 +91,10 @@ def states_record(evaluation, system) -> dict:
 
     refs = state_references(system) or []
     rows = []
-    e0, s0 = evaluation.states[0]["energy"], evaluation.states[0]["energy_error"]
     for m, s in enumerate(evaluation.states):
         row = {"state": m, "energy": s["energy"], "energy_error": _finite(s["energy_error"]),
-               "excitation_energy": s["energy"] - e0 if m else 0.0,
-               "excitation_error": _finite(math.hypot(s["energy_error"], s0)) if m else 0.0,
+               "excitation_energy": s["excitation_energy"] if m else 0.0,
+               "excitation_error": _finite(s["excitation_error"]) if m else 0.0,
                "spin_squared": s["spin_squared"], "spin_squared_error": _finite(s["spin_squared_error"]),
                "block_size": s["block_size"], "converged": s["converged"],
                "term": None, "reference_energy": None, "error_mha": None, "reference_excitation": None,

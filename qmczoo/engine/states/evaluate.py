@@ -54,7 +54,9 @@ class StatesEvaluation(Evaluation):
 
     Attributes:
       states: one dict per state, lowest first: ``energy``, ``energy_error``, ``block_size``,
-        ``converged``, ``spin_squared``, ``spin_squared_error``.
+        ``converged``, ``spin_squared``, ``spin_squared_error``, ``excitation_energy`` and
+        ``excitation_error`` (above the lowest state; the error reblocked from the per-step
+        differences, so the correlation of the two energies is accounted for).
       overlaps: ``[k, k]`` nested lists, the squared cosines between the trained states (diagonal 1;
         for the penalty method in the order of ``states``).
       eigenstate_overlaps: NES: the squared cosines between the energy eigenstates, lowest first;
@@ -69,11 +71,8 @@ class StatesEvaluation(Evaluation):
 
     @property
     def excitation_energies(self) -> list[tuple[float, float]]:
-        """``(E_m - E_0, error)`` for every state above the lowest (errors added in quadrature:
-        an upper bound where the two are positively correlated, as they are)."""
-        e0 = self.states[0]
-        return [(s["energy"] - e0["energy"], float(np.hypot(s["energy_error"], e0["energy_error"])))
-                for s in self.states[1:]]
+        """``(E_m - E_0, error)`` for every state above the lowest."""
+        return [(s["excitation_energy"], s["excitation_error"]) for s in self.states[1:]]
 
 
 def eigen_series(mean: np.ndarray, series: np.ndarray, *others: np.ndarray, vectors: bool = False):
@@ -92,10 +91,13 @@ def eigen_series(mean: np.ndarray, series: np.ndarray, *others: np.ndarray, vect
     return (values, project(series), *[project(o) for o in others], *([np.real(v)] if vectors else []))
 
 
-def _state_row(series: np.ndarray, spins: np.ndarray) -> dict:
-    est, spin = reblock(series), reblock(spins)
+def _state_row(series: np.ndarray, spins: np.ndarray, lowest: np.ndarray) -> dict:
+    """One state's record from its per-step series ``[T]`` of energies and ``<S^2>``, and the
+    lowest state's energies ``[T]``."""
+    est, spin, gap = reblock(series), reblock(spins), reblock(series - lowest)
     return dict(energy=est.mean, energy_error=est.error, block_size=est.block_size, converged=est.converged,
-                spin_squared=spin.mean, spin_squared_error=spin.error)
+                spin_squared=spin.mean, spin_squared_error=spin.error, excitation_energy=gap.mean,
+                excitation_error=gap.error)
 
 
 def squared_cosines(gram: np.ndarray) -> list:
@@ -217,7 +219,7 @@ def evaluate_states(vmc, params, walkers, steps: int, key, burn_in: int = 0, pro
         variance = float(np.mean([r[2] for r in records]))
         order = np.argsort(x.mean(axis=0))
         x, s = x[:, order], s[:, order]
-    rows = [_state_row(x[:, m], s[:, m]) for m in range(x.shape[1])]
+    rows = [_state_row(x[:, m], s[:, m], x[:, 0]) for m in range(x.shape[1])]
     gram = np.mean(grams, axis=0)
     eigenstate_overlaps = squared_cosines(v.T @ gram @ v) if nes else None
     overlaps = squared_cosines(gram if nes else gram[np.ix_(order, order)])
