@@ -49,6 +49,10 @@ def bench(
     monitor_walkers: Optional[int] = typer.Option(None, "--monitor-walkers",
                                                   help="Walkers of the monitor chain (default: the trainer's)."),
     monitor_every: Optional[int] = typer.Option(None, "--monitor-every", help="Steps between monitor measurements."),
+    states: int = typer.Option(RUN_DEFAULTS["states"], "--states",
+                               help="Train this many lowest states in every cell (excited states)."),
+    objective: str = typer.Option(RUN_DEFAULTS["objective"], "--objective", help="With --states: nes or penalty."),
+    penalty: float = typer.Option(RUN_DEFAULTS["penalty"], "--penalty", help="The penalty method's weight (Ha)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed cells again from scratch."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
@@ -81,7 +85,8 @@ def bench(
                             learning_rate=lr, mcmc_steps=mcmc_steps, burn_in=burn_in, laplacian=laplacian,
                             dtype=dtype, checkpoint_every=checkpoint_every,
                             hf_basis=None if hf_basis.lower() == "none" else hf_basis,
-                            monitor_walkers=monitor_walkers, monitor_every=monitor_every, retry_failed=retry_failed,
+                            monitor_walkers=monitor_walkers, monitor_every=monitor_every, states=states,
+                            objective=objective, penalty=penalty, retry_failed=retry_failed,
                             progress=progress, command=("qmczoo bench " + shlex.join(sys.argv[2:]))
                             if sys.argv[1:2] == ["bench"] else None)
     except KeyboardInterrupt:

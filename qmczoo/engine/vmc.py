@@ -62,6 +62,8 @@ class StepStats:
     geometry_energy: list[float] | None = None  # per geometry (a run over several geometries)
     geometry_variance: list[float] | None = None
     geometry_step_size: list[float] | None = None
+    state_energies: list[float] | None = None  # a run of several states: each state's energy, lowest first
+    overlap_penalty: float | None = None  # the penalty method's overlap term
 
 
 def _tree_all_finite(tree) -> jnp.ndarray:
@@ -107,13 +109,7 @@ class VMC:
             self.R = jnp.asarray(self.geometries, self.dtype)
             self.batch_size = self.n_geometries * walkers_per_geometry(config.batch_size, self.n_geometries)
             self.monitor_walkers = self.n_geometries * walkers_per_geometry(config.monitor_walkers, self.n_geometries)
-        self.batch_local_energy = make_batch_local_energy(
-            wf, np.asarray(system.charges), config.laplacian,
-            chunk_size=config.local_energy_chunk or default_chunk_size(system.n_electrons))
-        self.loss = make_energy_loss(wf.gradient_log_psi, self.batch_local_energy, config.clip_scale,
-                                     config.clip_centre)
-        self.mcmc = jax.jit(make_mcmc(psi_squared(wf.batch_log_psi), config.mcmc_steps,
-                                      config.target_acceptance))
+        self._build_objective()
         self._monitor_step = jax.jit(self._make_monitor_step())
         self._copy = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))  # kfac-jax donates what it is given
         self.schedule = lambda t: config.lr / (1.0 + t / config.lr_delay) ** config.lr_decay
@@ -123,10 +119,20 @@ class VMC:
             self._build_optax()
 
     # -- construction -----------------------------------------------------------------
+    def _build_objective(self):
+        """The local energy, the loss and the sampler (a run of several states replaces them:
+        :class:`qmczoo.engine.states.vmc.StatesVMC`)."""
+        system, wf, config = self.system, self.wf, self.config
+        self.batch_local_energy = make_batch_local_energy(
+            wf, np.asarray(system.charges), config.laplacian,
+            chunk_size=config.local_energy_chunk or default_chunk_size(system.n_electrons))
+        self.loss = make_energy_loss(wf.gradient_log_psi, self.batch_local_energy, config.clip_scale,
+                                     config.clip_centre)
+        self.mcmc = jax.jit(make_mcmc(psi_squared(wf.batch_log_psi), config.mcmc_steps,
+                                      config.target_acceptance))
+
     def _build_kfac(self):
         import kfac_jax
-
-        from qmczoo.engine.kfac_blocks import BLOCKS
 
         c = self.config
         # the curvature factors are symmetric positive definite after damping: Cholesky
@@ -145,9 +151,17 @@ class VMC:
             num_burnin_steps=0,
             estimation_mode="fisher_exact",
             multi_device=False,
-            layer_tag_to_block_ctor=BLOCKS,  # a layer without gradient gets a zero update, not NaN
+            layer_tag_to_block_ctor=self._kfac_block_types(),
         )
         self._finite = jax.jit(lambda params, energy: _tree_all_finite(params) & jnp.isfinite(energy))
+
+    def _kfac_block_types(self) -> dict:
+        """kfac-jax's block class per tag variant, where it differs from kfac-jax's own choice:
+        :data:`~qmczoo.engine.kfac_blocks.BLOCKS` (a layer without gradient gets a zero update,
+        not NaN)."""
+        from qmczoo.engine.kfac_blocks import BLOCKS
+
+        return dict(BLOCKS)
 
     def _build_optax(self):
         c = self.config
@@ -350,7 +364,11 @@ class VMC:
         return new_state, StepStats(step=step + 1, energy=float(host[0]), variance=float(host[1]),
                                     acceptance=float(np.mean(host[2])), step_size=float(np.mean(host[3])),
                                     rejected=not ok, monitor_energy=None if host[4] is None else float(host[4]),
-                                    **per_geometry)
+                                    **per_geometry, **self._step_extras(stats))
+
+    def _step_extras(self, stats) -> dict:
+        """More :class:`StepStats` fields from the loss's statistics (none for one state)."""
+        return {}
 
 
 def iterate_steps(vmc: VMC, state: TrainState, n_steps: int | None = None) -> Iterator[tuple[TrainState, StepStats]]:

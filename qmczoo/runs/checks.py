@@ -34,7 +34,7 @@ def check_resources(system: System, spec: AnsatzSpec, config: TrainConfig):
     itemsize = 8 if config.dtype == "float64" else 4
     n = system.n_electrons
     # walkers plus the two-electron features of one pass: a lower bound of what a step needs
-    need = config.batch_size * n * (3 + 4 * n) * itemsize
+    need = config.batch_size * config.states * n * (3 + 4 * n) * itemsize  # a walker holds one set per state
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
@@ -90,3 +90,22 @@ def resolve_geometries(system: System, scan, geometries, unit):
     if scan is None and geometries is None:
         return None
     return geometry_set(system, scan=scan, geometries=geometries, unit=unit)
+
+
+def check_states(system: System, config: TrainConfig, gset=None, spec: AnsatzSpec | None = None) -> None:
+    """Several states (``config.states > 1``): one geometry only, and, with pretraining, enough
+    Hartree–Fock determinants in the pretraining basis for every state (the basis as
+    :func:`with_pretrain_basis` settles it for ``spec``, cc-pVDZ without a spec)."""
+    if config.states == 1:
+        return
+    if gset is not None and gset.n_geometries > 1:
+        raise ConfigError(f"--states {config.states} trains several states at one geometry; a scan over "
+                          f"{gset.n_geometries} geometries is not supported (train one run per geometry)")
+    if config.pretrain_steps > 0:
+        from qmczoo.chemistry.excitations import check_pretrainable_states
+
+        from qmczoo.engine.config import DEFAULT_PRETRAIN_BASIS
+
+        basis = (with_pretrain_basis(config, spec).pretrain_basis if spec is not None
+                 else config.pretrain_basis or DEFAULT_PRETRAIN_BASIS)
+        check_pretrainable_states(system, basis, config.states)

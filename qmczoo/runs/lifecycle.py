@@ -27,6 +27,7 @@ from qmczoo import defaults
 from qmczoo.chemistry.system import System
 from qmczoo.chemistry.systems import get_system, read_system
 from qmczoo.engine.config import TrainConfig
+from qmczoo.engine.states import make_vmc
 from qmczoo.engine.vmc import EVALUATION_KEY_TAG, VMC, iterate_steps
 from qmczoo.errors import ConfigError, QmczooError
 from qmczoo.registry import AnsatzSpec, get_ansatz
@@ -35,6 +36,7 @@ from qmczoo.runs.checks import (
     check_eval_steps,
     check_resources,
     check_serves_geometries,
+    check_states,
     out_of_memory,
     resolve_geometries,
     with_pretrain_basis,
@@ -147,6 +149,7 @@ def train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, co
     if gset is not None:
         system = gset.system  # the first geometry of the set
     check_resources(system, spec, config)
+    check_states(system, config, gset, spec)
     if out is None:
         return _train(system, spec, config, None, progress=progress, eval_steps=eval_steps, time_budget=time_budget,
                       geometries=gset)
@@ -185,6 +188,7 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
     read in, ``geometries`` a GeometrySet or None), run with its inputs checked and its folder
     locked."""
     from qmczoo.runs.pes import GEOMETRY_LOG, error_summary, truncate_geometry_log, write_geometry_log, write_pes
+    from qmczoo.runs.states import STATE_LOG, truncate_state_log, write_state_log
 
     out = Path(out_dir) if out_dir is not None else None
     if resume:
@@ -213,7 +217,7 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
 
     gset = geometries if geometries is not None and geometries.n_geometries > 1 else None
     positions = None if gset is None else gset.positions
-    vmc = VMC(system, spec.build(system, geometries=positions), config, geometries=positions)
+    vmc = make_vmc(system, spec.build(system, geometries=positions), config, geometries=positions)
     pretraining = not (resume and not restart) and config.pretrain_steps > 0
     state = vmc.initial_state(optimizer=not pretraining)  # pretraining initialises the optimizer itself
     extra: dict[str, Any] = {"ansatz": spec.name, "preset": spec.preset, "input_unit": input_unit or "bohr",
@@ -223,6 +227,7 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
             state, meta = checkpoint.load(out / CHECKPOINT, state)
             truncate_log(out, int(state.step))  # a damaged log is refused (check_resume has said so already)
             truncate_geometry_log(out / GEOMETRY_LOG, int(state.step))
+            truncate_state_log(out / STATE_LOG, int(state.step))
         else:
             if config.pretrain_steps > 0:
                 bar = bars.task("pretrain", config.pretrain_steps)
@@ -266,6 +271,7 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
                     over_budget = time_budget is not None and now - loop_start >= time_budget
                     if out is not None and (done % config.checkpoint_every == 0 or done == config.steps or over_budget):
                         write_geometry_log(out / GEOMETRY_LOG, rows)
+                        write_state_log(out / STATE_LOG, rows)
                         append_rows(out / "train.csv", rows, offset, times)
                         rows, times = [], []
                         checkpoint.save(out / CHECKPOINT, state, {"step": done})
@@ -275,6 +281,7 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
         except KeyboardInterrupt:
             if out is not None and _alive(state):  # keep every finished step: the run resumes from here
                 write_geometry_log(out / GEOMETRY_LOG, rows)
+                write_state_log(out / STATE_LOG, rows)
                 append_rows(out / "train.csv", rows, offset, times)
                 checkpoint.save(out / CHECKPOINT, state, {"step": int(state.step)})
             raise
@@ -291,11 +298,12 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
         evaluation = None
         if eval_steps > 0:
             from qmczoo.engine.evaluate import evaluate
+            from qmczoo.engine.states.evaluate import evaluate_states
 
             ebar = bars.task("evaluate", eval_steps)
-            evaluation = evaluate(vmc, state.params, state.walkers, eval_steps,
-                                  jax.random.fold_in(state.key, EVALUATION_KEY_TAG), burn_in=EVALUATION_BURN_IN,
-                                  progress=lambda i, e: ebar(info=f"E={e:.5f}"))
+            evaluation = (evaluate_states if config.states > 1 else evaluate)(
+                vmc, state.params, state.walkers, eval_steps, jax.random.fold_in(state.key, EVALUATION_KEY_TAG),
+                burn_in=EVALUATION_BURN_IN, progress=lambda i, e: ebar(info=f"E={e:.5f}"))
 
     if out is not None:
         log = read_log(out)
@@ -305,11 +313,18 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
                for c in CSV_COLUMNS}
     if gset is not None:  # the mean energy over geometries has no single reference
         extra["geometries"] = gset.to_dict()
+    if gset is not None or config.states > 1:  # (nor has the sum of the energies of several states)
         system_for_summary = dataclasses.replace(system, reference_energy=None, reference_source=None)
     else:
         system_for_summary = system
     summary = summarize(system_for_summary, log, seconds_per_step, extra, evaluation)
     record = evaluation.to_dict() if evaluation is not None else None
+    if config.states > 1 and evaluation is not None:
+        from qmczoo.runs.states import states_record
+
+        record.update(states_record(evaluation, system))
+        summary["states"] = {k: v for k, v in record.items()
+                             if k in ("objective", "states", "overlaps", "eigenstate_overlaps", "max_abs_error_mha")}
     if gset is not None and evaluation is not None and out is not None:
         rows = write_pes(out, gset, evaluation, title=f"{spec.name} ({spec.preset or 'custom'}) on {system.name}")
         summary["pes"] = rows
@@ -319,11 +334,18 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
         if record is not None:
             write_json(out / "evaluation.json", record)
         write_json(out / "summary.json", summary)
+        if config.states > 1:
+            from qmczoo.runs.states import plot_states, write_states_csv
+
+            if record is not None:
+                write_states_csv(out, record)
+            plot_states(out, record, title=f"{spec.name} ({spec.preset or 'custom'}) on {system.name}, "
+                                           f"{config.states} states ({config.objective})")
         if log["step"].size:
             from qmczoo.runs.plotting import plot_training
 
             plot_training(log["step"], log["energy"], log["variance"], out / "energy.png",
-                          monitor=log["monitor_energy"], reference=system.reference_energy,
+                          monitor=log["monitor_energy"], reference=system_for_summary.reference_energy,
                           title=f"{spec.name} ({spec.preset or 'custom'}) on {system.name}",
                           evaluation=(evaluation.energy, evaluation.energy_error) if evaluation else None)
     return RunResult(vmc=vmc, state=state, summary=summary, out_dir=out, evaluation=evaluation)

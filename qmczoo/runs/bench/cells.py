@@ -76,6 +76,25 @@ def _empty_row(variant: AnsatzVariant, system, seed: int, run_dir: str) -> dict:
     return row
 
 
+def _states_row(row: dict, cell: Path) -> dict:
+    """A cell of several states: the energy is their sum (no reference, no correlation share); each
+    state's results go to ``state_results`` (from the cell's evaluation.json) and, in short, to
+    ``states``; ``error_mha`` is the largest |error| of a state energy or excitation energy."""
+    from qmczoo.engine.statistics import format_value
+
+    record = json.loads((cell / "evaluation.json").read_text())
+    rows = record["states"]
+    row.update(reference_energy=None, hf_energy=None, hf_basis=None, correlation_pct=None, variational_ok=None,
+               error_mha=record.get("max_abs_error_mha"), state_results=rows)
+    row["states"] = "; ".join(format_value(r["energy"], r["energy_error"] if r["energy_error"] is not None
+                                           else float("nan"))
+                              + ("" if r["error_mha"] is None else f" [{r['error_mha']:+.2f}]") for r in rows)
+    if all(r["reference_energy"] is not None for r in rows):  # each state above its exact energy (3 sigma)
+        row["variational_ok"] = all(r["energy"] >= r["reference_energy"] - 3.0 * (r["energy_error"] or 0.0)
+                                    for r in rows)
+    return row
+
+
 def _finish_row(row: dict, result, log: dict, hf: dict | None, wall: float) -> dict:
     ev = result.evaluation
     e, sigma, ref = float(ev.energy), float(ev.energy_error), row["reference_energy"]
@@ -146,7 +165,12 @@ def _run_cell(variant: AnsatzVariant, system, seed: int, settings: BenchSettings
             spec = get_ansatz(variant.name, settings.preset, **{**settings.sets, **variant.options})
             result = runs.train(system, spec, settings.train_config(seed), cell, progress=False,
                                 eval_steps=settings.eval_steps, time_budget=settings.time_budget)
+        multi = getattr(result.evaluation, "states", None)
+        if multi:
+            row["reference_energy"], hf = None, None
         row = _finish_row(row, result, runs.read_log(cell), hf, wall_before + time.perf_counter() - start)
+        if multi:
+            row = _states_row(row, cell)
     except KeyboardInterrupt:
         if cell.exists():
             write_file(marker, json.dumps({"status": "interrupted",
@@ -201,12 +225,14 @@ def warn_symmetry(variants, systems, settings, console=None) -> None:
     from qmczoo.registry import get_ansatz
     from qmczoo.registry.state_check import symmetry_warnings
 
-    basis = settings.train_config(settings.seeds[0]).pretrain_basis
+    from qmczoo.runs.checks import with_pretrain_basis
+
+    config = settings.train_config(settings.seeds[0])
     for variant in variants:
         for system in systems:
             try:
                 spec = get_ansatz(variant.name, settings.preset, **{**settings.sets, **variant.options})
-                lines = symmetry_warnings(system, spec, basis=basis)
+                lines = symmetry_warnings(system, spec, basis=with_pretrain_basis(config, spec).pretrain_basis)
             except Exception:  # noqa: BLE001 - a warning must not stop the bench; the cell reports errors
                 continue
             for line in lines:

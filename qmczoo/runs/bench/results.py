@@ -42,6 +42,7 @@ COLUMNS = (
     "rejected_steps",     # steps rejected by the NaN guard
     "eval_steps",
     "run_dir",            # the cell's run folder, relative to the bench folder
+    "states",             # several states: "E_0(σ) [E_0 − exact, mHa]; E_1 ..." lowest first ("" for one state)
 )
 
 
@@ -121,11 +122,17 @@ class BenchResults:
         header = ["ansatz", "system", "seed", "E (Ha)", "E − E_ref (mHa)", "variance (Ha²)", "corr. energy (%)",
                   "params", "compile (s)", "s/step", "steps", "wall (s)", "peak RSS (MiB)", "E ≥ E_ref − 3σ",
                   "flags", "status"]
+        several = self.settings.get("states", 1) > 1
+        if several:
+            header[3:5] = ["E_m (Ha) [E_m − exact, mHa], lowest first", "max |error| (mHa)"]
+            header[13] = "each E_m ≥ exact − 3σ"
         out = []
         for r, flags in zip(self.rows, cell_flags(self.rows)):
             ok = r["status"] == "ok"
             energy = (format_value(r["energy"], r["energy_error"] if r["energy_error"] is not None else float("nan"))
                       if ok and r["energy"] is not None else "–")
+            if several:
+                energy = r.get("states") or "–"
             bound = "–" if r.get("variational_ok") is None else ("yes" if r["variational_ok"] else "**no**")
             status = "ok" if ok else f"failed: {r['error']}"
             out.append([r["ansatz"], r["system"], str(r["seed"]), energy, _fmt_num(r["error_mha"], "+.2f"),
@@ -142,7 +149,14 @@ class BenchResults:
             f"{s['time_budget']:g} s of training loop per cell" +
             (f" or {s['steps']} steps, whichever comes first" if s["steps"] < UNLIMITED_STEPS else ""))
         bases = sorted({r["hf_basis"] for r in self.rows if r.get("hf_basis")})
-        return [
+        several = []
+        if s.get("states", 1) > 1:
+            several = [f"{s['states']} states per cell, objective {s['objective']}"
+                       + (f" (alpha = {s['penalty']:g} Ha)" if s["objective"] == "penalty" else "")
+                       + "; E_m: each state's evaluated energy, lowest first, with its difference to the exact "
+                       "energy in brackets (`qmczoo/chemistry/data/excited_states.yaml`); max |error|: the largest "
+                       "|difference| of a state energy or excitation energy; the correlation share is not defined."]
+        return several + [
             f"Budget: {budget}; preset `{s['preset']}`, {s['batch_size']} walkers, {s['pretrain_steps']} "
             f"pretraining steps, optimizer {s['optimizer']}, {s['dtype']}, seeds {s['seeds']}"
             + (f", options {s['sets']}" if s.get("sets") else "") + ".",

@@ -98,7 +98,7 @@ def _check_cells(variants, system_list, seed_list, settings: BenchSettings) -> N
     so that a bad option, preset, seed or basis is one error before the first cell starts."""
     from qmczoo.chemistry.basis_names import check_basis_name
     from qmczoo.registry import get_ansatz
-    from qmczoo.runs.checks import check_resources
+    from qmczoo.runs.checks import check_resources, check_states
 
     configs = [settings.train_config(seed) for seed in seed_list]  # a bad seed or setting fails here
     if settings.hf_basis is not None:
@@ -111,6 +111,7 @@ def _check_cells(variants, system_list, seed_list, settings: BenchSettings) -> N
             raise ConfigError(f"ansatz variant {variant.label!r}: {exc}") from None
         for _, system in system_list:
             check_resources(system, spec, configs[0])
+            check_states(system, configs[0], spec=spec)  # and states that cannot be pretrained on it
 
 
 def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = defaults.BENCH_SYSTEMS, *,
@@ -123,7 +124,9 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = de
               laplacian: str = RUN_DEFAULTS["laplacian"], dtype: str = RUN_DEFAULTS["dtype"],
               checkpoint_every: int = RUN_DEFAULTS["checkpoint_every"],
               hf_basis: str | None = DEFAULT_HF_BASIS, monitor_walkers: int | None = None,
-              monitor_every: int | None = None, retry_failed: bool = False, progress: bool = True,
+              monitor_every: int | None = None, states: int = RUN_DEFAULTS["states"],
+              objective: str = RUN_DEFAULTS["objective"], penalty: float = RUN_DEFAULTS["penalty"],
+              retry_failed: bool = False, progress: bool = True,
               command: str | None = None, on_cell: Callable[[dict, str], None] | None = None) -> BenchResults:
     """Train and evaluate every (ansatz variant, system, seed) cell under one budget.
 
@@ -142,6 +145,9 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = de
         :class:`~qmczoo.engine.config.TrainConfig` settings (monitor_*: None keeps the trainer's default).
       eval_steps: evaluation steps of the final parameters (at least 2).
       hf_basis: basis of the UHF energy for the share of correlation energy (None: skip).
+      states, objective, penalty: train this many lowest states in every cell, with NES-VMC or the
+        penalty method (:mod:`qmczoo.engine.states`); each state's energy is in the row's
+        ``states`` column and ``state_results``.
       retry_failed: run failed cells again (from scratch) instead of reporting the old failure.
       progress: a rich progress display across cells (per-cell progress bars stay off).
       command: the command line, recorded in results.md.
@@ -166,7 +172,8 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = de
                              eval_steps=eval_steps, optimizer=optimizer, learning_rate=learning_rate,
                              mcmc_steps=mcmc_steps, burn_in=burn_in, laplacian=laplacian, dtype=dtype,
                              checkpoint_every=checkpoint_every, hf_basis=hf_basis,
-                             monitor_walkers=monitor_walkers, monitor_every=monitor_every)
+                             monitor_walkers=monitor_walkers, monitor_every=monitor_every, states=states,
+                             objective=objective, penalty=penalty)
     _check_cells(variants, system_list, seed_list, settings)  # every cell's settings, before anything is written
     out = Path(out_dir)
     _check_folder(out, settings)

@@ -226,10 +226,17 @@ class BenchSettings:
     hf_basis: str | None = DEFAULT_HF_BASIS
     monitor_walkers: int | None = None  # None: the trainer's default (TrainConfig)
     monitor_every: int | None = None
+    states: int = RUN_DEFAULTS["states"]  # > 1: every cell trains this many lowest states
+    objective: str = RUN_DEFAULTS["objective"]
+    penalty: float = RUN_DEFAULTS["penalty"]
 
     def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        if self.states == 1:  # a ground-state bench: stored as before these settings existed
+            for key in ("states", "objective", "penalty"):
+                data.pop(key)
         # through YAML and back, so that a stored copy compares equal
-        return yaml.safe_load(yaml.safe_dump(dataclasses.asdict(self), sort_keys=False))
+        return yaml.safe_load(yaml.safe_dump(data, sort_keys=False))
 
     def train_config(self, seed: int, steps: int | None = None):
         from qmczoo.engine.config import TrainConfig
@@ -238,4 +245,5 @@ class BenchSettings:
         return TrainConfig(steps=self.steps if steps is None else steps, batch_size=self.batch_size,
                            optimizer=self.optimizer, learning_rate=self.learning_rate, mcmc_steps=self.mcmc_steps,
                            burn_in=self.burn_in, pretrain_steps=self.pretrain_steps, laplacian=self.laplacian,
-                           dtype=self.dtype, seed=seed, checkpoint_every=self.checkpoint_every, **extra)
+                           dtype=self.dtype, seed=seed, checkpoint_every=self.checkpoint_every, states=self.states,
+                           objective=self.objective, penalty=self.penalty, **extra)
