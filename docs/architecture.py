@@ -35,7 +35,7 @@ def packages(ax):
     rows = [(0.92, [("cli/\nlist · info · train · evaluate · bench", "cli")]),
             (0.74, [("runs/\nlifecycle · evaluation · checks · folder\ncheckpoint · bench/ · plots · pes", "runs")]),
             (0.52, [("engine/\nsampler · hamiltonian · loss\nvmc · pretrain · evaluate\nstatistics", "engine"),
-                    ("registry.py\nnames -> AnsatzSpec", "registry"),
+                    ("registry/\nnames -> AnsatzSpec\nclaims · symmetry", "registry"),
                     ("models/\nferminet · paulinet\npair_product · pesnet", "models")]),
             (0.30, [("layers/\nfeatures · embeddings · orbitals · envelopes\nbackflow · antisymmetrizers · jastrows · geometry encoder", "layers")]),
             (0.09, [("chemistry/\nsystems · hartree_fock · geometry sets", "chemistry"),

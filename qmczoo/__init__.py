@@ -25,7 +25,8 @@ from qmczoo.chemistry.systems import System, get_system  # noqa: E402
 # (`qmczoo.runs.train` is the run-folder function, also exported as `run_training`.)
 _LAZY = {"TrainConfig": ("qmczoo.engine.config", "TrainConfig"), "VMC": ("qmczoo.engine.vmc", "VMC"),
          "run_training": ("qmczoo.runs.lifecycle", "train"), "evaluate_run": ("qmczoo.runs.evaluation", "evaluate_run"),
-         "run_bench": ("qmczoo.runs.bench", "run_bench")}
+         "run_bench": ("qmczoo.runs.bench", "run_bench"), "StatesVMC": ("qmczoo.engine.states", "StatesVMC"),
+         "states": ("qmczoo.wavefunction", "states")}
 
 
 def __getattr__(name):
@@ -37,7 +38,7 @@ def __getattr__(name):
     raise AttributeError(f"module 'qmczoo' has no attribute {name!r}")
 
 __all__ = [
-    "ConfigError", "QmczooError", "SystemSpecError", "System", "TrainConfig", "VMC",
+    "ConfigError", "QmczooError", "SystemSpecError", "System", "StatesVMC", "TrainConfig", "VMC",
     "evaluate_run", "get_ansatz", "get_system", "list_ansatze", "list_layers", "register_ansatz",
-    "register_layer", "run_bench", "run_training",
+    "register_layer", "run_bench", "run_training", "states",
 ]

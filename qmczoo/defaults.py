@@ -30,7 +30,7 @@ BENCH_HF_BASIS = "cc-pv5z"
 """Basis of the UHF energy a bench uses for the share of correlation energy."""
 
 _RUN_KEYS = ("steps", "batch_size", "optimizer", "pretrain_steps", "mcmc_steps", "burn_in", "laplacian", "dtype",
-             "checkpoint_every", "monitor_walkers", "monitor_every", "seed")
+             "checkpoint_every", "monitor_walkers", "monitor_every", "seed", "states", "objective", "penalty")
 RUN_DEFAULTS = {**{k: TRAIN[k] for k in _RUN_KEYS}, "eval_steps": EVAL_STEPS}
 """The settings the command line and the bench expose, with their defaults."""
 

@@ -19,4 +19,9 @@ class ConfigError(QmczooError):
     """An unknown ansatz/layer name or option, or a bad setting."""
 
 
-__all__ = ["QmczooError", "SystemSpecError", "ConfigError"]
+class QmczooWarning(UserWarning):
+    """A warning the command line prints as one ``warning: ...`` line (a broken plug-in, what a
+    resume repaired)."""
+
+
+__all__ = ["QmczooError", "SystemSpecError", "ConfigError", "QmczooWarning"]

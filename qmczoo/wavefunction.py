@@ -207,3 +207,85 @@ def from_haiku(transformed, n_up: int, n_down: int, name: str = "haiku", takes_r
     else:
         apply = transformed.apply
     return Wavefunction(init=transformed.init, signed_log_psi=apply, n_up=n_up, n_down=n_down, name=name)
+
+
+# ------------------------------------------------------------------ several states of one ansatz
+
+
+@dataclasses.dataclass(frozen=True)
+class StateSet:
+    """``k`` states of one ansatz: ``k`` independent copies of its parameters.
+
+    The per-state output of the contract. Any :class:`Wavefunction` gives ``k`` states: the
+    parameters are a tuple of ``k`` parameter trees, one per state, each evaluated by the
+    ansatz's own ``signed_log_psi``. Nothing is asked of the ansatz (plug-ins, Haiku models
+    and ansätze with a per-geometry stage included), and a single-state ansatz is unchanged.
+
+    Why copies and not one network with ``k`` outputs (FermiNet's choice: a shared embedding
+    and ``k`` sets of orbitals)? Copies need nothing from an ansatz: every model would otherwise
+    have to learn a ``states`` option and where to put it (orbital heads, envelopes, Jastrow,
+    pair orbitals, geometry encoders...). KFAC then sees ``k`` copies of every layer, each in
+    its own Kronecker block, exactly as for one state. The cost is ``k`` times the parameters
+    and no shared features between states; for the small systems excited states are trained
+    on here that is affordable, and the states start apart by pretraining, not by sharing.
+
+    Attributes:
+      wf: the single-state :class:`Wavefunction`.
+      k: number of states (>= 1).
+    """
+
+    wf: Wavefunction
+    k: int
+
+    @property
+    def n_up(self) -> int:
+        return self.wf.n_up
+
+    @property
+    def n_down(self) -> int:
+        return self.wf.n_down
+
+    @property
+    def n_electrons(self) -> int:
+        return self.wf.n_electrons
+
+    @property
+    def name(self) -> str:
+        return f"{self.wf.name} x{self.k} states"
+
+    @property
+    def orbitals(self):
+        """``(params, r, R) -> [blocks of state 0, ..., blocks of state k-1]``, or None when the
+        ansatz has no ``orbitals``."""
+        if self.wf.orbitals is None:
+            return None
+        return lambda params, r, R: [self.wf.orbitals(p, r, R) for p in params]
+
+    def init(self, key, r: jnp.ndarray, R: jnp.ndarray) -> tuple:
+        """A tuple of ``k`` parameter trees, each from its own key; ``r`` ``[N, 3]``, ``R`` ``[M, 3]``."""
+        return tuple(self.wf.init(k, r, R) for k in jax.random.split(key, self.k))
+
+    def signed_log_psi_states(self, params: tuple, r: jnp.ndarray, R: jnp.ndarray):
+        """Every state at one configuration ``r`` ``[N, 3]``: ``(sign [k], log|psi| [k])``."""
+        out = [self.wf.signed_log_psi(p, r, R) for p in params]
+        return jnp.stack([s for s, _ in out]), jnp.stack([l for _, l in out])
+
+    def state(self, i: int) -> Wavefunction:
+        """State ``i`` as a plain :class:`Wavefunction` of the whole parameter tuple (it reads
+        ``params[i]``), with the ansatz's orbitals and per-geometry stage where it has them."""
+        wf = self.wf
+        orbitals = None if wf.orbitals is None else (lambda p, r, R: wf.orbitals(p[i], r, R))
+        geometry_stage = electron_stage = None
+        if wf.has_geometry_stage:
+            geometry_stage = lambda p, R: wf.geometry_stage(p[i], R)  # noqa: E731
+            electron_stage = lambda p, g, r, R: wf.electron_stage(p[i], g, r, R)  # noqa: E731
+        return Wavefunction(init=self.init, signed_log_psi=lambda p, r, R: wf.signed_log_psi(p[i], r, R),
+                            n_up=wf.n_up, n_down=wf.n_down, orbitals=orbitals, name=f"{wf.name}[state {i}]",
+                            geometry_stage=geometry_stage, electron_stage=electron_stage)
+
+
+def states(wf: Wavefunction, k: int) -> StateSet:
+    """``k`` states of ``wf`` (:class:`StateSet`): ``k`` copies of its parameters."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"the number of states must be an integer >= 1, got {k!r}")
+    return StateSet(wf=wf, k=k)

@@ -49,6 +49,33 @@ def stored_run(tmp_path_factory):
     return base / "run"
 
 
+def _make_finished_run(folder: Path, steps: int = 5):
+    """A run folder as a finished ``steps``-step run leaves it (config, checkpoint at ``steps``,
+    ``steps`` rows of train.csv, summary.json), without training."""
+    from qmczoo.engine.vmc import StepStats
+    from qmczoo.runs.train_log import append_rows
+
+    system = get_system("H2")
+    spec = get_ansatz("ferminet", "tiny", determinants=2)
+    config = TrainConfig(steps=steps, batch_size=16, optimizer="adam", pretrain_steps=2, burn_in=2, dtype="float64")
+    folder.mkdir(parents=True)
+    save_config(folder, system, spec, config, "bohr")
+    state = VMC(system, spec.build(system), config).initial_state()
+    state = state.replace(step=state.step + steps)
+    checkpoint.save(folder / runs.CHECKPOINT, state, {"step": steps})
+    rows = [StepStats(step=k, energy=-1.1 - 0.001 * k, variance=0.1, acceptance=0.5, step_size=0.2, rejected=False)
+            for k in range(1, steps + 1)]
+    append_rows(folder / "train.csv", rows, 0.0, [0.1 * k for k in range(1, steps + 1)])
+    (folder / "summary.json").write_text('{"steps": %d}' % steps)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("finished")
+    _make_finished_run(base / "run")
+    return base / "run"
+
+
 def _snapshot(root: Path) -> dict:
     return {str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir")
             for p in sorted(root.rglob("*"))}
@@ -105,6 +132,62 @@ def _corrupt(how):
         elif how == "no-checkpoint":
             ck.unlink()
     return prepare
+
+
+def _finished(how):
+    """Copy the finished 5-step run into ``work/run`` and damage it as ``how`` says."""
+    def prepare(work, finished):
+        import shutil
+
+        run = work / "run"
+        shutil.copytree(finished, run)
+        log = run / "train.csv"
+        lines = log.read_text().splitlines(keepends=True)  # header, steps 1..5
+        if how == "no-checkpoint":  # a finished run whose checkpoint was deleted
+            (run / runs.CHECKPOINT).unlink()
+        elif how == "no-checkpoint-no-summary":  # only the log tells that it ran
+            (run / runs.CHECKPOINT).unlink()
+            (run / "summary.json").unlink()
+        elif how == "log-gap":
+            log.write_text("".join(lines[:3] + lines[4:]))  # step 3 deleted
+        elif how == "log-short":
+            log.write_text("".join(lines[:4]))  # steps 4 and 5 missing
+        elif how == "log-doubled":
+            log.write_text("".join(lines + lines[1:]))  # two runs into one log: 1-5, 1-5
+        elif how == "log-binary":
+            log.write_bytes(b"\x00\x01\xfe\xff" * 64)
+        elif how == "log-other-header":
+            log.write_text("a,b,c\n1,2,3\n")
+        elif how == "log-damaged-middle":
+            log.write_text("".join(lines[:2] + ["2,-1.1,not-a-number\n"] + lines[3:]))
+        elif how == "config-six-electrons":  # H2 with five up electrons: charge -4
+            cfg = run / "config.yaml"
+            cfg.write_text(cfg.read_text().replace("n_up: 1", "n_up: 5"))
+        elif how == "config-unknown-key":
+            cfg = run / "config.yaml"
+            cfg.write_text(cfg.read_text() + "walkers_extra: 3\n")
+        if how.startswith("log-"):
+            (run / "summary.json").unlink()  # interrupted before its summary: resuming is allowed
+    return prepare
+
+
+def _link(name, run=True):
+    """A run folder (copied) whose ``name`` is a symbolic link to a file outside it."""
+    def prepare(work, stored):
+        import shutil
+
+        shutil.copytree(stored, work / "run")
+        (work / "outside.txt").write_text("someone else's file\n")
+        target = work / "run" / name
+        if target.exists():
+            target.unlink()
+        target.symlink_to(work / "outside.txt")
+    return prepare
+
+
+def _deep_geometries(work):
+    depth = 5000
+    (work / "deep.yaml").write_text("geometries: " + "[" * depth + "]" * depth + "\n")
 
 
 T = ["train", "--system", "H2", *FAST, "--out", "{work}/new"]
@@ -206,18 +289,70 @@ CASES = [
      ["checkpoint", "expected"]),
     ("config-garbage-as-config", "config-garbage", ["train", "--config", "{work}/run/config.yaml", "--out",
                                                     "{work}/new"], ["config.yaml"]),
+    # issue 29 -- 9: click's usage errors are one line with the usage hint
+    ("charge-not-an-integer", None, ["train", "--charge", "1.5"], ["--charge", "integer", "qmczoo train --help"]),
+    ("steps-not-an-integer", None, ["train", "--steps", "abc"], ["--steps", "integer", "qmczoo train --help"]),
+    ("list-unknown-option", None, ["list", "--bogus"], ["--bogus", "qmczoo list --help"]),
+    ("unknown-command", None, ["bogus"], ["bogus", "qmczoo --help"]),
+    ("info-without-name", None, ["info"], ["name", "qmczoo info --help"]),
+    # 7: a config file's system gets the command line's checks; unknown keys and basis names are refused
+    ("config-six-electrons", _finished("config-six-electrons"),
+     ["train", "--config", "{work}/run/config.yaml", "--out", "{work}/new"], ["charge -4", "electrons"]),
+    ("config-unknown-key", _finished("config-unknown-key"),
+     ["train", "--config", "{work}/run/config.yaml", "--out", "{work}/new"], ["unknown key", "walkers_extra"]),
+    ("set-unused-basis", None, T + ["--set", "hf_basis=nonsense"], ["hf_basis", "nonsense", "basis"]),
+    # 6: input nested thousands deep
+    ("set-nested-too-deep", None, T + ["--set", "determinants=" + "[" * 5000 + "]" * 5000], ["nested too deeply"]),
+    ("geometries-nested-too-deep", _deep_geometries,
+     ["train", "--system", "H2", "--ansatz", "pesnet", *FAST, "--geometries", "{work}/deep.yaml", "--out",
+      "{work}/new"], ["deep.yaml", "nested too deeply"]),
+    # 4: a resume never starts a run with results again, nor rewrites a finished one without adding steps
+    ("resume-results-without-checkpoint", _finished("no-checkpoint"), ["train", "--resume", "{work}/run"],
+     ["holds results", "summary.json", "no checkpoint.msgpack", "--config"]),
+    ("resume-log-without-checkpoint", _finished("no-checkpoint-no-summary"), ["train", "--resume", "{work}/run"],
+     ["train.csv", "no checkpoint.msgpack"]),
+    ("resume-fewer-steps", _finished(""), ["train", "--resume", "{work}/run", "--steps", "3"],
+     ["already has 5 steps", "--steps 3"]),
+    ("resume-finished-run", _finished(""), ["train", "--resume", "{work}/run"],
+     ["already finished its 5 steps", "qmczoo evaluate"]),
+    # 5: a damaged train.csv is checked against the checkpoint before a resume
+    ("resume-log-gap", _finished("log-gap"), ["train", "--resume", "{work}/run", "--steps", "6"],
+     ["train.csv", "skips steps", "move it away"]),
+    ("resume-log-short", _finished("log-short"), ["train", "--resume", "{work}/run", "--steps", "6"],
+     ["train.csv", "ends at step 3", "rows 4-5 are missing", "move it away"]),
+    ("resume-log-doubled", _finished("log-doubled"), ["train", "--resume", "{work}/run", "--steps", "6"],
+     ["train.csv", "repeats steps", "move it away"]),
+    ("resume-log-binary", _finished("log-binary"), ["train", "--resume", "{work}/run", "--steps", "6"],
+     ["train.csv", "binary", "move it away"]),
+    ("resume-log-other-header", _finished("log-other-header"), ["train", "--resume", "{work}/run", "--steps", "6"],
+     ["train.csv", "header"]),
+    ("resume-log-damaged-middle", _finished("log-damaged-middle"),
+     ["train", "--resume", "{work}/run", "--steps", "6"], ["train.csv", "damaged at line 3"]),
+    # 3: a run folder whose files are symbolic links is refused (nothing written through them)
+    *[(f"link-{name}-evaluate", _link(name), ["evaluate", "{work}/run", "--steps", "2", "--no-progress"],
+       ["symbolic link", name]) for name in ("evaluation.json", "pes.csv", "summary.json", "energy.png",
+                                            "checkpoint.msgpack.tmp", "evaluation.json.tmp", runs.LOCK_FILE)],
+    *[(f"link-{name}-resume", _link(name), ["train", "--resume", "{work}/run", "--no-progress"],
+       ["symbolic link", name]) for name in ("train.csv", "config.yaml", "checkpoint.msgpack.tmp",
+                                            "train_geometries.csv")],
 ]
 
 
 @pytest.mark.parametrize("case_id, prepare, args, words", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_is_one_error_line_exit_2_and_writes_nothing(tmp_path, monkeypatch, stored_run,
+def test_bad_input_is_one_error_line_exit_2_and_writes_nothing(tmp_path, monkeypatch, stored_run, finished_run,
                                                                case_id, prepare, args, words):
+    import inspect
+
     work = tmp_path / "work"
     work.mkdir()
     if prepare == "copy":
         _copy_run(stored_run)(work)
     elif isinstance(prepare, str):
         _corrupt(prepare)(work, stored_run)
+    elif prepare is not None and "finished" in inspect.signature(prepare).parameters:
+        prepare(work, finished_run)
+    elif prepare is not None and "stored" in inspect.signature(prepare).parameters:
+        prepare(work, stored_run)
     elif prepare is not None:
         prepare(work)
     monkeypatch.chdir(work)

@@ -24,8 +24,25 @@ TINY = dict(preset="tiny", steps=5, pretrain_steps=0, batch_size=16, eval_steps=
 ARGS = ["--preset", "tiny", "--steps", "5", "--pretrain-steps", "0", "--batch-size", "16", "--eval-steps", "5",
         "--burn-in", "10", "--mcmc-steps", "5", "--checkpoint-every", "2", "--hf-basis", "cc-pvdz",
         "--optimizer", "adam", "--monitor-walkers", "0"]
-# two variants that train, and one whose factory raises (unknown envelope)
-VARIANTS = "ferminet:determinants=1,ferminet:determinants=2,ferminet:envelope=nonsense"
+# two variants that train, and one that fails while it runs (its settings are sound, so the bench's
+# up-front checks pass it: the fixture makes its ansatz raise when it is built)
+VARIANTS = "ferminet:determinants=1,ferminet:determinants=2,ferminet:determinants=3"
+FAILURE = "the build failed (injected by the test: a cell that fails while it runs)"
+
+
+def _failing_third_variant(mp):
+    """Make the three-determinant FermiNet raise when it is built (a cell's run-time failure)."""
+    from qmczoo.registry import AnsatzSpec
+
+    original = AnsatzSpec.build
+
+    def build(self, system, geometries=None):
+        if self.name == "ferminet" and self.options.get("determinants") == 3:
+            raise ConfigError(FAILURE)
+        return original(self, system, geometries)
+
+    mp.setattr(AnsatzSpec, "build", build)
+    mp.setattr(AnsatzSpec, "__call__", build)
 
 
 def _one_error_line(result):
@@ -63,8 +80,13 @@ def finished_bench(tmp_path_factory):
             "second_log": runs.read_log(second),
             "second_marker": json.loads((second / CELL_FILE).read_text())}
     hows = []
-    res = bench.run_bench(VARIANTS, "H2", out_dir=out, progress=False, on_cell=lambda row, how: hows.append(how),
-                          **TINY)
+    mp = pytest.MonkeyPatch()
+    _failing_third_variant(mp)
+    try:
+        res = bench.run_bench(VARIANTS, "H2", out_dir=out, progress=False,
+                              on_cell=lambda row, how: hows.append(how), **TINY)
+    finally:
+        mp.undo()
     info["results"] = res
     return out, hows, info
 
@@ -90,7 +112,7 @@ def test_bench_files_columns_and_failed_cell(finished_bench):
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == bench.COLUMNS
     assert [r["status"] for r in rows] == ["ok", "ok", "failed"]
-    assert "nonsense" in rows[2]["error"]
+    assert "injected by the test" in rows[2]["error"]
     data = json.loads((out / "results.json").read_text())
     assert [r["ansatz"] for r in data["rows"]] == VARIANTS.split(",")
     assert data["rows"] == res.rows
@@ -129,7 +151,7 @@ def test_rerun_through_the_cli_recomputes_nothing(finished_bench, monkeypatch):
     result = runner.invoke(app, ["bench", "--ansatz", VARIANTS, "--system", "H2", *ARGS, "--no-progress",
                                  "--out", str(out)])
     assert result.exit_code == 1, result.output  # 1: a cell failed (and is in the table)
-    assert "ferminet:determinants=2" in result.output and "unknown envelope" in result.output
+    assert "ferminet:determinants=2" in result.output and "injected by the test" in result.output
     assert "1 of 3 cells failed" in result.output
 
 
@@ -152,9 +174,20 @@ def test_other_settings_in_the_same_folder_are_refused(finished_bench):
     (["--time-budget", "0s"], ["positive"]),
     (["--seeds", "0,a"], ["seeds"]),
     (["--eval-steps", "0"], ["eval-steps"]),
+    # issue 29 -- 8: every cell's settings are checked before the first cell trains
+    (["--ansatz", "ferminet,ferminet:determinants=0"], ["ferminet:determinants=0", "determinants", ">= 1"]),
+    (["--ansatz", "ferminet,ferminet:envelope=cusp_jastrow"], ["cusp_jastrow", "envelope"]),
+    (["--ansatz", "ferminet,ferminet:depth=3"], ["depth"]),
+    (["--ansatz", "ferminet", "--preset", "huge"], ["huge", "tiny"]),
+    (["--seeds", "0,99999999999999999999"], ["seed", "99999999999999999999"]),
+    # 7: basis names pyscf does not know
+    (["--hf-basis", "nonsense"], ["--hf-basis", "nonsense"]),
+    (["--set", "hf_basis=nonsense"], ["hf_basis", "nonsense"]),
+    # 6: input nested thousands deep
+    (["--ansatz", "ferminet:determinants=" + "[" * 5000 + "]" * 5000], ["nested too deeply"]),
 ])
 def test_bad_bench_input_is_one_error_line(tmp_path, args, words):
-    base = {"--ansatz": "ferminet", "--system": "H2"}
+    base = {"--ansatz": "ferminet", "--system": "H2", "--pretrain-steps": "0"}
     base.update(dict(zip(args[::2], args[1::2])))
     argv = ["bench", *[x for kv in base.items() for x in kv], "--out", str(tmp_path / "b")]
     line = _one_error_line(runner.invoke(app, argv))
@@ -204,3 +237,74 @@ def test_time_budget_stops_training_then_checkpoints(tmp_path, monkeypatch):
     assert 2 <= done < 50
     assert runs.read_log(tmp_path / "run")["step"][-1] == done
     assert (tmp_path / "run" / "checkpoint.msgpack").exists()
+
+
+# ----------------------------------------------------------------------------- issue 29: the bench folder
+
+def _snapshot(root):
+    import hashlib
+
+    return {str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir")
+            for p in sorted(root.rglob("*"))}
+
+
+BENCH = ["bench", "--ansatz", "ferminet", "--system", "H2", *ARGS, "--no-progress"]
+
+
+def _started_bench(tmp_path, monkeypatch):
+    """A bench folder as a bench interrupted before its first cell leaves it (no training)."""
+    from qmczoo.runs.bench import runner as bench_runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(bench_runner, "_run_cell", interrupted)
+        result = runner.invoke(app, [*BENCH, "--out", str(tmp_path / "b")])
+    assert result.exit_code == 130, result.output
+    assert (tmp_path / "b" / "bench.yaml").exists()
+    return tmp_path / "b"
+
+
+def test_a_second_bench_in_a_busy_folder_is_one_error_line(tmp_path):
+    """Two benches into one folder corrupted it: the second is refused while the first holds the lock."""
+    out = tmp_path / "b"
+    out.mkdir()
+    with runs.lock_run(out):  # the first bench (a real second process is refused the same way: flock)
+        before = _snapshot(tmp_path)
+        line = _one_error_line(runner.invoke(app, [*BENCH, "--out", str(out)]))
+        assert "in use by another qmczoo process" in line
+        assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("damage, words", [
+    ("out-is-a-file", ["is a file"]),
+    ("bench-yaml-garbage", ["bench.yaml", "not readable"]),
+    ("bench-yaml-list", ["bench.yaml", "not a qmczoo bench file"]),
+    ("cell-json-garbage", ["bench_cell.json", "damaged", "run that cell again"]),
+    ("cell-json-list", ["bench_cell.json", "not a bench cell record"]),
+    ("results-md-link", ["symbolic link", "results.md"]),
+])
+def test_a_damaged_bench_folder_is_one_error_line(tmp_path, monkeypatch, damage, words):
+    if damage == "out-is-a-file":
+        out = tmp_path / "b"
+        out.write_text("mine")
+    else:
+        out = _started_bench(tmp_path, monkeypatch)
+        cell = out / "cells" / "ferminet" / "H2" / "seed0"
+        if damage == "bench-yaml-garbage":
+            (out / "bench.yaml").write_bytes(b"settings: [unclosed\n\x00")
+        elif damage == "bench-yaml-list":
+            (out / "bench.yaml").write_text("- 1\n- 2\n")
+        elif damage.startswith("cell-json"):
+            cell.mkdir(parents=True)
+            (cell / CELL_FILE).write_text("{not json" if damage == "cell-json-garbage" else "[1, 2]")
+        elif damage == "results-md-link":
+            (tmp_path / "outside.md").write_text("someone else's file")
+            (out / "results.md").symlink_to(tmp_path / "outside.md")
+    before = _snapshot(tmp_path)
+    line = _one_error_line(runner.invoke(app, [*BENCH, "--out", str(out)]))
+    for w in words:
+        assert w.lower() in line.lower(), (w, line)
+    after = {k: v for k, v in _snapshot(tmp_path).items() if not k.endswith(runs.LOCK_FILE) or k in before}
+    assert after == before

@@ -261,6 +261,23 @@ def test_initial_scale_is_order_one_for_lih(lih, name):
     assert 0.3 < rms < 3.0
 
 
+def test_hybrid_updates_its_electron_nuclear_stream_in_every_layer_but_the_last(built, reference):
+    """DeepErwin's hybrid carries an electron-nuclear stream that a residual dense layer updates
+    after each layer's one-electron update (none after the last): the nuclear messages of layer
+    l > 0 see the updated stream. With those updates zeroed (tanh(0) = 0: the stream passes
+    unchanged) the output differs, and the last layer has no update."""
+    r, R = reference
+    b = built["hybrid"]
+    own = b.params["params"]
+    assert "nuclear_stream_0" in own and "nuclear_stream_1" not in own  # two layers: one update
+    assert own["nuclear_stream_0"]["kernel"].shape == (4, 4)  # nuclear_width -> nuclear_width
+    frozen = jax.tree.map(lambda x: x, b.params)
+    frozen["params"]["nuclear_stream_0"] = jax.tree.map(jnp.zeros_like, own["nuclear_stream_0"])
+    out = b.embed(r, R)
+    stale = b.module.apply(frozen, ferminet_features(r, R))
+    assert float(jnp.max(jnp.abs(out.h - stale.h))) > 1e-3
+
+
 def test_radial_basis_is_even_and_cut_off():
     d = jnp.linspace(0.0, 12.0, 50)[:, None]
     basis = even_radial_basis(d**2, 8, 10.0)

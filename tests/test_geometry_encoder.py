@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from qmczoo import testing
+from qmczoo.layers.frame_kind import _Designation, frame_kind
 from qmczoo.layers.geometry_encoder import GeometryEncoder, NuclearEmbedding
-from qmczoo.layers.molecular_frame import (FrameKind, FrameWarning, frame_coordinates, frame_kind,
-                                          molecular_frame)
+from qmczoo.layers.molecular_frame import FrameKind, FrameWarning, frame_chirality, frame_coordinates, molecular_frame
 from qmczoo.layers.slots import SLOTS, GeometryEncoderSlot
 from qmczoo.testing import random_rotation
 
@@ -28,23 +28,29 @@ def rotation(axis, angle) -> np.ndarray:
 _T = 2.05 / np.sqrt(3)
 _RING = 2 * np.pi * np.arange(3) / 3
 MOLECULES = {
-    # name: (charges, positions in bohr, kind name, signs, proper symmetry rotations (about c))
+    # name: (charges, positions in bohr, kind name, signs, designated nuclei per group,
+    #        proper symmetry rotations (about c))
     "h2o_asymmetric": ((8, 1, 1), [[0, 0, 0], [1.8, 0, 0], [-0.5, 1.7, 0.2]],
-                       "asymmetric", ("moment", "moment", "handedness"), []),
+                       "asymmetric", ("moment", "moment", "handedness"), ((), (), ()), []),
     "h2o_c2v": ((8, 1, 1), [[0, 0, 0], [1.43, 0, 1.11], [-1.43, 0, 1.11]],
-                "asymmetric", ("none", "moment", "none"), [rotation([0, 0, 1], np.pi)]),
-    "h2": ((1, 1), [[0, 0, -0.7], [0, 0, 0.7]], "prolate", ("none", "none"),
+                "asymmetric", ("nucleus", "moment", "handedness"), ((1,), (), ()), [rotation([0, 0, 1], np.pi)]),
+    "h2": ((1, 1), [[0, 0, -0.7], [0, 0, 0.7]], "prolate", ("nucleus", "none"), ((0,), ()),
            [rotation([1, 0, 0], np.pi), rotation([1, 1, 0], np.pi), rotation([0, 0, 1], 0.9)]),
-    "lih": ((3, 1), [[0, 0, 0], [0, 0, 3.015]], "prolate", ("moment", "none"), [rotation([0, 0, 1], 2.1)]),
-    "atom": ((6,), [[0.3, -0.2, 0.1]], "spherical", ("none",), [rotation([1, 2, 3], 1.3)]),
+    "lih": ((3, 1), [[0, 0, 0], [0, 0, 3.015]], "prolate", ("moment", "none"), ((), ()), [rotation([0, 0, 1], 2.1)]),
+    "atom": ((6,), [[0.3, -0.2, 0.1]], "spherical", ("none",), ((),), [rotation([1, 2, 3], 1.3)]),
     "ch4": ((6, 1, 1, 1, 1), [[0, 0, 0], [_T, _T, _T], [_T, -_T, -_T], [-_T, _T, -_T], [-_T, -_T, _T]],
-            "spherical", ("none",), [rotation([1, 1, 1], 2 * np.pi / 3), rotation([0, 0, 1], np.pi)]),
+            "spherical", ("nucleus",), ((1, 2),), [rotation([1, 1, 1], 2 * np.pi / 3), rotation([0, 0, 1], np.pi)]),
     "bf3": ((5, 9, 9, 9), [[0, 0, 0]] + [[2.45 * np.cos(a), 2.45 * np.sin(a), 0] for a in _RING],
-            "oblate", ("none", "none"), [rotation([0, 0, 1], 2 * np.pi / 3), rotation([1, 0, 0], np.pi)]),
+            "oblate", ("nucleus", "handedness"), ((1, 2), ()),
+            [rotation([0, 0, 1], 2 * np.pi / 3), rotation([1, 0, 0], np.pi)]),
     "nh3": ((7, 1, 1, 1), [[0, 0, 0]] + [[1.77 * np.cos(a), 1.77 * np.sin(a), -0.72] for a in _RING],
-            "oblate", ("none", "moment"), [rotation([0, 0, 1], 2 * np.pi / 3)]),
+            "oblate", ("nucleus", "moment"), ((1,), ()), [rotation([0, 0, 1], 2 * np.pi / 3)]),
 }
-K_OF = {"asymmetric": 3, "prolate": 2, "oblate": 2, "spherical": 1}
+K_OF = {"h2o_asymmetric": 3, "h2o_c2v": 3, "h2": 2, "lih": 2, "atom": 1, "ch4": 3, "bf3": 3, "nh3": 3}
+UNSIGNED = {  # designate=False: the moments alone (no designated nuclei)
+    "h2o_asymmetric": ("moment", "moment", "handedness"), "h2o_c2v": ("none", "moment", "none"),
+    "h2": ("none", "none"), "lih": ("moment", "none"), "atom": ("none",), "ch4": ("none",),
+    "bf3": ("none", "none"), "nh3": ("none", "moment")}
 
 
 def _coords(r, R, charges, kind):
@@ -57,26 +63,42 @@ def _electrons(seed, n=7):
     return np.random.default_rng(seed).normal(scale=1.5, size=(n, 3))
 
 
+def _relabelling(R, moved):
+    """``P`` with ``moved == R[P]`` (a symmetry rotation maps the nuclei onto themselves)."""
+    return np.asarray([int(np.argmin(np.linalg.norm(R - x, axis=-1))) for x in moved])
+
+
 @pytest.mark.parametrize("name", sorted(MOLECULES))
 def test_frame_kind_of_each_symmetry(name):
-    charges, R, kind_name, signs, _ = MOLECULES[name]
+    charges, R, kind_name, signs, nuclei, _ = MOLECULES[name]
     with warnings.catch_warnings():
         warnings.simplefilter("error", FrameWarning)  # one geometry: nothing to warn about
         kind = frame_kind(np.asarray(R, float), charges)
-    assert (kind.name, kind.signs) == (kind_name, signs)
-    assert kind.n_components == K_OF[kind_name] == len(kind.components)
+        plain = frame_kind(np.asarray(R, float), charges, designate=False)
+    assert (kind.name, kind.signs, kind.nuclei) == (kind_name, signs, nuclei)
+    assert kind.n_components == K_OF[name] == len(kind.components)
+    assert kind.designated == tuple(sorted({j for n in nuclei for j in n}))
     out = _coords(_electrons(0), np.asarray(R, float), charges, kind)
-    assert out.shape == (7, K_OF[kind_name])
+    assert out.shape == (7, K_OF[name])
+    assert (plain.name, plain.signs, plain.designated) == (kind_name, UNSIGNED[name], ())
+    # every proper frame the nuclei fix is right-handed (a resolved pair or a handedness axis)
+    _, axes = molecular_frame(jnp.asarray(R, jnp.float64), charges, kind)
+    np.testing.assert_allclose(axes @ axes.T, np.eye(3), atol=1e-12)
+    if "handedness" in kind.signs or "nucleus" in kind.signs and kind.name != "asymmetric":
+        assert float(jnp.linalg.det(axes)) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("name", sorted(MOLECULES))
-def test_frame_coordinates_are_invariant(name):
-    """Under random rotations and translations of everything, under the rotations that map the
-    molecule onto itself (the frame must not tell them apart), and under permutations of
-    identical nuclei."""
-    charges, R, _, _, symmetries = MOLECULES[name]
+def test_frame_coordinates_are_covariant(name):
+    """Rotating and translating everything leaves the coordinates unchanged, for every molecule.
+    A symmetry rotation ``g`` maps the nuclei onto themselves in another order ``P``; the frame
+    follows the labels, so ``coords(r; R[P]) = coords(g^-1 r; R)``. That equals ``coords(r; R)``
+    (invariance under relabelling identical nuclei) when the kind designates no nucleus; a
+    designated nucleus tells them apart (the module docstring: the price of a signed frame)."""
+    charges, R, _, _, _, symmetries = MOLECULES[name]
     R = np.asarray(R, float)
     kind = frame_kind(R, charges)
+    plain = frame_kind(R, charges, designate=False)
     r = _electrons(1)
     ref = _coords(r, R, charges, kind)
     for seed in range(4):
@@ -85,14 +107,16 @@ def test_frame_coordinates_are_invariant(name):
     c = np.asarray(charges, float) @ R / np.sum(charges)
     for sym in symmetries:
         moved = (R - c) @ sym.T + c  # the same set of nuclei, in another order
-        assert np.allclose(np.sort(moved, axis=0), np.sort(R, axis=0), atol=1e-9)
-        np.testing.assert_allclose(_coords((r - c) @ sym.T + c, moved, charges, kind), ref, atol=ATOL)
-    same = [i for i, z in enumerate(charges) if charges.count(z) > 1]
-    if same:
-        perm = np.arange(len(charges))
-        perm[same] = np.roll(same, 1)  # a cycle of the nuclei that have an identical partner...
-        if len({charges[i] for i in same}) == 1:  # ...when they are all of one element
-            np.testing.assert_allclose(_coords(r, R[perm], charges, kind), ref, atol=ATOL)
+        P = _relabelling(R, moved)
+        np.testing.assert_allclose(R[P], moved, atol=1e-9)
+        turned_back = (r - c) @ sym + c  # g^-1 r
+        np.testing.assert_allclose(_coords(r, R[P], charges, kind), _coords(turned_back, R, charges, kind), atol=ATOL)
+        # without designated nuclei the relabelled frame is the same frame
+        np.testing.assert_allclose(_coords(r, R[P], charges, plain), _coords(r, R, charges, plain), atol=ATOL)
+        if all(P[j] == j for j in kind.designated):
+            np.testing.assert_allclose(_coords(r, R[P], charges, kind), ref, atol=ATOL)
+        else:  # the relabelling moves a designated nucleus: psi may tell the two apart
+            assert float(jnp.max(jnp.abs(_coords(r, R[P], charges, kind) - ref))) > 1e-2
 
 
 def test_frame_coordinates_per_component_rules():
@@ -107,8 +131,48 @@ def test_frame_coordinates_per_component_rules():
     np.testing.assert_allclose(out, [[0.09, -0.4, 1.44]], atol=1e-14)
     sphere = FrameKind(groups=((0, 1, 2),), signs=("none",))
     np.testing.assert_allclose(np.asarray(frame_coordinates(d, jnp.eye(3), sphere)), [[0.09 + 0.16 + 1.44]])
-    with pytest.raises(ValueError):
-        FrameKind(groups=((0, 2), (1,)), signs=("none", "none"))
+    resolved = FrameKind(groups=((0,), (1, 2)), signs=("moment", "nucleus"), nuclei=((), (1,)))
+    assert resolved.components == ("d.e0", "d.e1", "d.e2") and resolved.n_chirality == 0
+    np.testing.assert_allclose(np.asarray(frame_coordinates(d, jnp.eye(3), resolved)), [[0.3, -0.4, 1.2]])
+    assert kind.components == ("d.e0", "(d.e1)^2+(d.e2)^2") and kind.chiral_axis == 0
+    # t_ij = e0 . (x_i x x_j): antisymmetric, and the signed area of the two electrons seen along e0
+    x = jnp.asarray([[5.0, 1.0, 0.0], [-2.0, 0.0, 1.0]])
+    t = np.asarray(frame_chirality(x, jnp.eye(3), kind))
+    np.testing.assert_allclose(t[..., 0], [[0.0, 1.0], [-1.0, 0.0]], atol=1e-14)
+    assert frame_chirality(x, jnp.eye(3), sphere).shape == (2, 2, 0)
+    for bad in [(((0, 2), (1,)), ("none", "none"), None),
+                (((0,), (1, 2)), ("none", "nucleus"), ((), (1,))),  # unsigned u, one nucleus
+                (((0,), (1,), (2,)), ("moment", "none", "handedness"), None),
+                (((0, 1, 2),), ("nucleus",), ((1,),))]:
+        with pytest.raises(ValueError):
+            FrameKind(*bad)
+
+
+@pytest.mark.parametrize("name", ["lih", "h2"])
+def test_a_linear_molecules_pair_pseudoscalar_tells_mirror_images_apart(name):
+    """Nothing off the axis resolves the perpendicular pair, so the frame hands on t_ij: it is
+    invariant under rotating everything and under rotating the electrons about the axis (psi can
+    only be a Sigma state), and flips its sign under a reflection of the electrons through a
+    plane containing the axis (so psi need not be even under it: Sigma-minus states)."""
+    charges, R, *_ = MOLECULES[name]
+    R = np.asarray(R, float)
+    kind = frame_kind(R, charges)
+    r = _electrons(2, n=4)
+
+    def chirality(r, R):
+        origin, axes = molecular_frame(jnp.asarray(R), charges, kind)
+        return np.asarray(frame_chirality(jnp.asarray(r) - origin, axes, kind))[..., 0]
+
+    ref = chirality(r, R)
+    assert np.max(np.abs(ref)) > 0.1 and np.allclose(ref, -ref.T)
+    for seed in range(2):
+        rot = random_rotation(seed)
+        np.testing.assert_allclose(chirality(r @ rot.T, R @ rot.T), ref, atol=ATOL)
+    np.testing.assert_allclose(chirality(r @ rotation([0, 0, 1], 0.8).T, R), ref, atol=ATOL)  # about the axis (z)
+    mirror = np.diag([1.0, -1.0, 1.0])  # the plane x-z contains the axis
+    np.testing.assert_allclose(chirality(r @ mirror, R), -ref, atol=ATOL)
+    # and the coordinates of each electron do not change under that reflection: only t does
+    np.testing.assert_allclose(_coords(r @ mirror, R, charges, kind), _coords(r, R, charges, kind), atol=ATOL)
 
 
 def test_frame_is_jittable_and_vmaps_over_walker_geometries():
@@ -133,10 +197,15 @@ def test_frame_kind_of_a_set_takes_the_most_degenerate_treatment():
     asym = np.asarray(MOLECULES["h2o_asymmetric"][1], float)
     with pytest.warns(FrameWarning, match="differ in symmetry"):
         kind = frame_kind(np.stack([asym, c2v]), (8, 1, 1))
-    assert kind.name == "asymmetric" and kind.signs.count("moment") <= 1
+    # the moments sign only the C2 axis in both; a hydrogen signs the H-H direction
+    assert (kind.name, kind.signs, kind.nuclei) == ("asymmetric", ("nucleus", "moment", "handedness"), ((1,), (), ()))
     with pytest.warns(FrameWarning, match="differ in symmetry"):
         kind = frame_kind(np.stack([c2v, linear]), (8, 1, 1))
-    assert (kind.name, kind.signs) == ("prolate", ("none", "none"))
+    # the linear geometry has nothing off the axis: the pair stays unresolved in all of them
+    assert (kind.name, kind.signs, kind.nuclei, kind.chiral_axis) == ("prolate", ("nucleus", "none"), ((1,), ()), 0)
+    with pytest.warns(FrameWarning, match="differ in symmetry"):
+        kind = frame_kind(np.stack([c2v, linear]), (8, 1, 1), designate=False)
+    assert (kind.name, kind.signs, kind.chiral_axis) == ("prolate", ("none", "none"), None)
     atom = np.zeros((1, 1, 3))
     assert frame_kind(atom, (2,)).name == "spherical"
 
@@ -163,6 +232,8 @@ def test_an_eigenvalue_crossing_in_a_scan_is_warned_about_and_merged():
         kind = frame_kind(np.stack([bent(a) for a in np.linspace(60, 130, 8)]), (8, 1, 1))
     assert any("eigenvalue crossing" in str(w.message) for w in record)
     assert kind.groups == ((0, 1), (2,))  # the in-plane pair merged, the plane normal unique
+    # ...and resolved by the two hydrogens' directions (which move smoothly through the crossing)
+    assert (kind.signs, kind.nuclei) == (("nucleus", "handedness"), ((1, 2), ()))
     # continuity through the crossing: the frame coordinates of a fixed point move smoothly
     r = np.asarray([[0.4, 0.3, 0.9]])
     angles = np.linspace(80, 100, 41)
@@ -176,11 +247,20 @@ def test_an_eigenvalue_crossing_in_a_scan_is_warned_about_and_merged():
 
 def test_a_third_moment_changing_sign_drops_the_sign():
     """A-B-C linear molecule whose middle nucleus moves through the point where the third moment
-    vanishes: the bond axis would flip; frame_kind squares it."""
+    vanishes: the moment would flip the bond axis, so frame_kind signs it by an end nucleus
+    instead (or, without designated nuclei, squares it)."""
     geoms = np.stack([np.asarray([[0, 0, -2.0], [0, 0, x], [0, 0, 2.0]]) for x in (-0.8, 0.8)])
     with pytest.warns(FrameWarning, match="changes sign"):
         kind = frame_kind(geoms, (2, 1, 2))
+    assert (kind.name, kind.signs, kind.nuclei) == ("prolate", ("nucleus", "none"), ((0,), ()))
+    with pytest.warns(FrameWarning, match="changes sign"):
+        kind = frame_kind(geoms, (2, 1, 2), designate=False)
     assert (kind.name, kind.signs) == ("prolate", ("none", "none"))
+    # a nucleus whose direction turns over between consecutive (aligned) geometries would flip
+    # the axis too: it is passed over, however far from the axis it is
+    vectors = np.asarray([[[3.0, 0, 0], [0.5, 0.2, 0]], [[-3.0, 0, 0], [0.6, 0.1, 0]]])  # [G, M, 3]
+    pick = _Designation(vectors, np.stack([np.eye(3)] * 2), [np.eye(3)] * 2)
+    assert pick._pick(vectors) == 1 and pick._pick(vectors[:1]) == 0
 
 
 # ----------------------------------------------------------------------------- the encoder

@@ -65,6 +65,94 @@ def test_pesnet_passes_the_contract_and_its_claims_through_the_registry():
     testing.check_spec(get_ansatz("pesnet", "tiny"), get_system("O 0 0 0; H 1.8 0 0; H -0.5 1.7 0.2", unit="bohr"))
 
 
+def _rotation(axis, angle) -> jnp.ndarray:
+    """The proper rotation by ``angle`` about ``axis`` (Rodrigues)."""
+    k = np.asarray(axis, float) / np.linalg.norm(axis)
+    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return jnp.asarray(np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K)
+
+
+def _tiny_pesnet(system, seed=1, **options):
+    wf = get_ansatz("pesnet", "tiny", **options).build(system)
+    R = jnp.asarray(system.positions)
+    r = testing.random_configuration(jax.random.PRNGKey(0), system)
+    params = testing.to_float64(jax.jit(wf.init)(jax.random.PRNGKey(seed), r, R))
+    return wf, params, r, R
+
+
+@pytest.mark.parametrize("name", ["LiH", "H2"])
+def test_pesnet_on_a_linear_molecule_tells_mirror_images_of_the_electrons_apart(name):
+    """A reflection of the electrons through a plane containing the bond changes psi (with the
+    squared, radial frame it did not: only Sigma-plus states could be represented, not O2's
+    Sigma-g-minus); rotating the whole system does not. Rotating the electrons alone about the
+    bond does not either: an exactly rotation-invariant psi of a linear molecule is a Sigma
+    state (Lambda = 0), which the frame imposes."""
+    system = get_system(name)
+    wf, params, r, R = _tiny_pesnet(system)
+    f = jax.jit(wf.signed_log_psi)
+    sign, logabs = f(params, r, R)
+    axis = np.asarray(R[1] - R[0])
+    c = jnp.asarray(np.asarray(system.charges, float) @ np.asarray(R) / np.sum(system.charges))
+    normal = np.cross(axis, [0.3, 0.9, 0.1])
+    normal /= np.linalg.norm(normal)
+    mirror = jnp.asarray(np.eye(3) - 2 * np.outer(normal, normal))  # the plane contains the bond
+    s2, l2 = f(params, (r - c) @ mirror.T + c, R)
+    assert abs(float(l2 - logabs)) > 1e-3 or float(s2) != float(sign)
+    for seed in range(2):
+        rot = jnp.asarray(testing.random_rotation(seed))
+        s3, l3 = f(params, r @ rot.T, R @ rot.T)
+        assert float(s3) == float(sign)
+        np.testing.assert_allclose(l3, logabs, atol=1e-9)
+    s4, l4 = f(params, (r - c) @ _rotation(axis, 1.1).T + c, R)
+    assert float(s4) == float(sign)
+    np.testing.assert_allclose(l4, logabs, atol=1e-9)
+
+
+def test_pesnet_on_h2_designates_a_nucleus_unless_asked_for_the_symmetric_frame():
+    """Swapping H2's nuclei is the perpendicular C2 rotation of the molecule: with the signed
+    frame (a designated nucleus signs the bond axis) psi(r; P R) = psi(C2^-1 r; R), which is not
+    psi(r; R) for random parameters (the network may learn the symmetry, as the gerade ground
+    state has it); with frame=symmetric psi is invariant under the swap, and therefore even
+    under C2 (no Sigma-g-minus state)."""
+    system = get_system("H2")
+    positions = np.asarray(system.positions)
+    swapped = jnp.asarray(positions[::-1].copy())
+    c = positions.mean(axis=0)
+    c2 = np.asarray(_rotation(np.cross(positions[1] - positions[0], [0.2, 0.5, 0.9]), np.pi))  # perpendicular C2
+    np.testing.assert_allclose((positions - c) @ c2.T + c, swapped, atol=1e-12)
+
+    def turned(r):  # C2^-1 r about the centre
+        return (r - c) @ c2 + c
+
+    wf, params, r, R = _tiny_pesnet(system)
+    f = jax.jit(wf.log_psi)
+    assert abs(float(f(params, r, swapped) - f(params, r, R))) > 1e-3
+    np.testing.assert_allclose(f(params, r, swapped), f(params, turned(r), R), atol=1e-9)
+    wf, params, r, R = _tiny_pesnet(system, frame="symmetric")
+    f = jax.jit(wf.log_psi)
+    np.testing.assert_allclose(f(params, r, swapped), f(params, r, R), atol=1e-9)
+    np.testing.assert_allclose(f(params, turned(r), R), f(params, r, R), atol=1e-9)
+
+
+def test_pesnet_has_geometry_dependent_determinant_weights():
+    """As in the ICLR 2022 model: psi = sum_k w_k det_k with w set by the encoder's global output
+    for each geometry, starting equal (1/K), and no Jastrow."""
+    system = get_system("H2")
+    spec = get_ansatz("pesnet", "tiny")
+    assert spec.options["antisymmetrizer"] == "weighted_determinants" and spec.options["jastrow"] == "none"
+    gset = parse_scan(system, "bond=1.0,3.0")
+    wf, params, *_ = _tiny_pesnet(system)
+    stage = jax.jit(lambda p, R: wf.geometry_stage(p, R))
+    weights = [stage(params, R)["antisymmetrizer"]["weights"] for R in jnp.asarray(gset.positions)]
+    k = spec.options["determinants"]
+    assert weights[0].shape == (k,)
+    np.testing.assert_allclose(weights[0], np.full(k, 1.0 / k), atol=1e-12)  # equal at the start
+    moved = jax.tree.map(lambda x: x + 0.1, params)  # the heads' kernels move off zero
+    w_near, w_far = (stage(moved, R)["antisymmetrizer"]["weights"] for R in jnp.asarray(gset.positions))
+    assert float(jnp.max(jnp.abs(w_near - w_far))) > 1e-3  # they depend on the geometry
+    assert "antisymmetrizer" not in params["electrons"]["params"]  # supplied, never also a parameter
+
+
 def test_the_geometry_stage_gives_the_plain_contract_values_and_runs_once_per_geometry():
     system = get_system("H2")
     wf = get_ansatz("pesnet", "tiny").build(system)
@@ -219,6 +307,7 @@ def test_pesnet_without_any_layer_that_takes_geometry_values_is_refused(tmp_path
     out = tmp_path / "run"
     result = runner.invoke(app, ["train", "--system", "H2", "--ansatz", "pesnet", "--preset", "tiny",
                                  "--set", "features=ferminet_features", "--set", "envelope=full_envelope",
+                                 "--set", "antisymmetrizer=multi_determinant",
                                  "--steps", "1", "--pretrain-steps", "0", "--no-progress", "--out", str(out)])
     last = result.output.strip().splitlines()[-1]
     assert result.exit_code == 2 and last.startswith("error:") and "geometry values" in last, result.output

@@ -39,8 +39,8 @@ class _EntryPoint:
 
 def _with_plugins(monkeypatch, *points):
     """Reload the registry as if ``points`` were installed."""
-    monkeypatch.setattr(registry, "_REGISTRY", None)
-    monkeypatch.setattr(registry.metadata, "entry_points",
+    monkeypatch.setattr(registry.catalogue, "_REGISTRY", None)
+    monkeypatch.setattr(registry.catalogue.metadata, "entry_points",
                         lambda group=None: list(points) if group == registry.ENTRY_POINT_GROUP else [])
 
 
@@ -95,7 +95,7 @@ def test_new_plugin_names_are_added_and_a_broken_plugin_only_warns(monkeypatch):
 
 
 def test_register_from_python_refuses_a_taken_name_unless_told_to_override(monkeypatch):
-    monkeypatch.setattr(registry, "_REGISTRY", {k: dict(v) for k, v in registry._load().items()})
+    monkeypatch.setattr(registry.catalogue, "_REGISTRY", {k: dict(v) for k, v in registry._load().items()})
     with pytest.raises(ConfigError, match="'ferminet' is already registered"):
         registry.register_ansatz("ferminet", "qmczoo.models.ferminet:make_ferminet")
     with pytest.raises(ConfigError, match="'raw_embedding' is already registered"):
@@ -119,7 +119,7 @@ def _haiku_slater(system, width: int = 4):
 
 def test_a_haiku_ansatz_comes_through_the_registry(monkeypatch):
     pytest.importorskip("haiku")
-    monkeypatch.setattr(registry, "_REGISTRY", {k: dict(v) for k, v in registry._load().items()})
+    monkeypatch.setattr(registry.catalogue, "_REGISTRY", {k: dict(v) for k, v in registry._load().items()})
     registry.register_ansatz("toy_haiku", _haiku_slater, framework="haiku", defaults={"width": 4})
     spec = registry.get_ansatz("toy_haiku")
     assert spec.framework == "haiku"
@@ -189,3 +189,38 @@ def test_the_plugin_tutorial_runs_as_written(tmp_path):
         assert energy < -0.5, (name, energy)  # bound below the H atom + proton: it learned something
     evaluation = json.loads((tmp_path / "runs" / "plugin-haiku" / "evaluation.json").read_text())
     assert math.isfinite(evaluation["energy"])
+
+
+class _ExitingEntryPoint(_EntryPoint):
+    """A plug-in whose import calls ``sys.exit(0)``."""
+
+    def load(self):
+        raise SystemExit(0)
+
+
+def test_a_plugin_that_exits_at_import_is_reported_and_left_out(monkeypatch):
+    """It made every command exit 0 with no output (issue 29)."""
+    _with_plugins(monkeypatch, _ExitingEntryPoint("exits", "exit_pkg:entries", None))
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0, result.output
+    assert "ferminet" in result.output
+    warnings_ = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings_) == 1 and "exit_pkg:entries" in warnings_[0] and "SystemExit" in warnings_[0]
+
+
+@pytest.mark.parametrize("entry, words", [
+    ("not a mapping", ["not a mapping"]),
+    (dict(factory="qmczoo.models.ferminet:make_ferminet", defaults=[1, 2]), ["defaults must be a mapping"]),
+    (dict(factory="qmczoo.models.ferminet:make_ferminet", presets={"tiny": 3}), ["preset 'tiny'"]),
+    (dict(factory=3), ["factory"]),
+])
+def test_info_of_a_malformed_plugin_entry_is_one_error_line(monkeypatch, entry, words):
+    _with_plugins(monkeypatch, _EntryPoint("odd", "odd_pkg:entries", {"ansatze": {"odd_net": entry}}))
+    result = runner.invoke(app, ["info", "odd_net"])
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "odd_pkg:entries" in errors[0] and "odd_net" in errors[0], result.output
+    for w in words:
+        assert w in errors[0], (w, errors[0])
+    assert runner.invoke(app, ["info", "ferminet"]).exit_code == 0  # the rest of the registry works

@@ -71,7 +71,7 @@ def test_ansatz_without_orbitals_skips_pretraining(caplog):
                       n_up=1, n_down=0)
     vmc = VMC(system, wf, TrainConfig(batch_size=16, optimizer="adam", pretrain_steps=5))
     state = vmc.initial_state()
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("INFO"):
         same, losses = vmc.pretrain(state)
     assert losses == [] and same is state
     assert "orbitals" in caplog.text

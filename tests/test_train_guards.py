@@ -61,3 +61,35 @@ def test_training_a_wrong_exponent_moves_it_to_the_exact_one():
         state, stats = vmc.step(state)
     assert float(state.params["zeta"]) == pytest.approx(1.0, abs=0.05)
     assert stats.energy == pytest.approx(-0.5, abs=0.005)
+
+
+def test_kfac_gives_a_layer_without_gradient_a_zero_update_not_nan():
+    """A repeated-dense layer whose output does not reach log|psi| (every derivative exactly 0,
+    as PESNet's encoder ``global`` map before pretraining: it feeds only heads that start at
+    zero) made kfac-jax's curvature scale 1/0 and every parameter of the update NaN, so every
+    step was rejected (issue 29). Now the step is accepted and the dead layer does not move."""
+    import flax.linen as nn
+
+    from qmczoo.layers.curvature import Dense
+    from qmczoo.wavefunction import from_module
+
+    class WithDeadLayer(nn.Module):
+        @nn.compact
+        def __call__(self, r, R):
+            d = r[:, None, :] - R[None]  # [N, M, 3]
+            live = jnp.sum(jnp.tanh(Dense(4, name="live")(d)))
+            dead = Dense(4, name="dead")(d)
+            logabs = -jnp.sum(jnp.linalg.norm(d, axis=-1)) + 0.1 * live + 0.0 * jnp.sum(dead)
+            return jnp.ones((), r.dtype), logabs
+
+    system = get_system("H")
+    vmc = VMC(system, from_module(WithDeadLayer(), system.n_up, system.n_down),
+              TrainConfig(batch_size=16, optimizer="kfac", pretrain_steps=0, burn_in=0, mcmc_steps=2,
+                          dtype="float64"))
+    state = vmc.initial_state()
+    dead_before = jax.tree.map(np.array, state.params["params"]["dead"])
+    for _ in range(2):
+        state, stats = vmc.step(state)
+        assert not stats.rejected, "a layer without gradient made the KFAC update non-finite"
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state.params))
+    jax.tree.map(np.testing.assert_array_equal, dead_before, jax.tree.map(np.array, state.params["params"]["dead"]))

@@ -75,7 +75,8 @@ def test_a_swapped_slot_drops_the_old_fillers_options_and_takes_the_new_ones_def
 def test_claims_survive_a_swap_only_if_the_new_filler_claims_as_much():
     assert set(get_ansatz("paulinet").claims["cusp"]) == {"electron_electron", "electron_nuclear"}
     assert get_ansatz("paulinet", neural_jastrow="none").claims  # an empty slot claims nothing it must keep
-    assert get_ansatz("paulinet", jastrow="ee_cusp_jastrow").claims == {}
+    assert get_ansatz("paulinet", jastrow="none").claims == {"cusp": ["electron_nuclear"]}  # the orbitals keep theirs
+    assert get_ansatz("paulinet", baseline="hartree_fock_orbitals").claims == {}  # Gaussian orbitals: no e-n cusp
     assert get_ansatz("paulinet", embedding="hybrid_embedding").claims == {}  # not smooth at coalescence
     assert get_ansatz("ferminet").claims == {}
 
@@ -140,18 +141,13 @@ def test_hybrid_envelopes_start_from_the_hartree_fock_fit():
     assert not np.allclose(sigma_up, 1.0)
 
 
-def test_paulinet_starts_at_the_hartree_fock_orbitals():
-    from qmczoo.chemistry.hartree_fock import run_hartree_fock
-
+def test_paulinet_starts_at_its_reference_and_is_not_hartree_fock_pretrained():
+    """PauliNet starts at its cusp-corrected CASSCF expansion (tests/test_paulinet_casscf.py); it
+    has no orbitals() for the engine's pretraining, whose UHF targets would pull every determinant
+    onto the Hartree–Fock one."""
     system = get_system("LiH")
     wf = get_ansatz("paulinet", preset="tiny").build(system)
-    R = jnp.asarray(system.positions)
-    r = testing.random_configuration(jax.random.PRNGKey(2), system)
-    params = testing.to_float64(wf.init(jax.random.PRNGKey(0), r, R))
-    up, down = run_hartree_fock(system, "ccpvdz").orbital_matrices(np.asarray(r))
-    blocks = wf.orbitals(params, r, R)
-    for block, target in zip(blocks, (up, down)):
-        np.testing.assert_allclose(block, np.broadcast_to(target, block.shape), rtol=1e-10, atol=1e-12)
+    assert wf.orbitals is None
 
 
 @pytest.mark.slow

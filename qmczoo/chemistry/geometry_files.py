@@ -126,6 +126,14 @@ def _xyz_frames(text: str, name: str) -> list[Frame]:
 def _yaml_frames(text: str, name: str) -> tuple[list[Frame], str | None]:
     """((label, atoms) per geometry, the file's ``units`` or None) of a YAML geometry file."""
     try:
+        return _read_yaml_frames(text, name)
+    except RecursionError:  # a structure nested thousands deep (reading or printing it recurses)
+        raise ConfigError(f"geometry file {name} is nested too deeply to read: a geometry file is a mapping with a "
+                          "'geometries' list of atom lists") from None
+
+
+def _read_yaml_frames(text: str, name: str) -> tuple[list[Frame], str | None]:
+    try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -9,11 +9,8 @@ can hold it as an attribute) and is read-only.
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import numpy as np
-
-from qmczoo.layers.gaussian_orbitals import GaussianBasis
 
 
 @dataclasses.dataclass(eq=False)
@@ -25,17 +22,15 @@ class HartreeFock:
       coeff_up: AO coefficients of the occupied up orbitals ``[n_ao, n_up]`` (read-only).
       coeff_down: likewise for down ``[n_ao, n_down]`` (read-only).
       energy: the UHF total energy (hartree).
+
+    Its basis, laid out for JAX, is :func:`qmczoo.layers.gaussian_orbitals.basis_of` ``(mol)``
+    (chemistry does not import the layers).
     """
 
     mol: object
     coeff_up: np.ndarray
     coeff_down: np.ndarray
     energy: float
-
-    @functools.cached_property
-    def basis(self) -> GaussianBasis:
-        """The AO basis, laid out for :func:`~qmczoo.layers.gaussian_orbitals.eval_atomic_orbitals`."""
-        return GaussianBasis.from_mole(self.mol)
 
     def orbital_matrices(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Occupied orbitals on walkers ``r`` ``[..., N, 3]`` (bohr), evaluated by pyscf.

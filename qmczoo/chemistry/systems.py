@@ -40,6 +40,7 @@ __all__ = [
     "MIN_NUCLEAR_DISTANCE",
     "System",
     "canonical_unit",
+    "check_electrons",
     "get_system",
     "molecule_names",
     "unit_to_bohr",
@@ -52,6 +53,33 @@ MIN_PLAUSIBLE_BOND = 1.0
 
 class GeometryWarning(UserWarning):
     """A geometry that is legal but probably not meant (e.g. read in the wrong unit)."""
+
+
+def _check_charge(total_z: int, charge: int) -> None:
+    """Refuse a charge that leaves no electron, or adds more than the neutral molecule has."""
+    n_el = total_z - charge
+    if n_el <= 0:
+        raise SystemSpecError(
+            f"non-positive electron count: total nuclear charge {total_z} with charge {charge} "
+            f"leaves {n_el} electrons"
+        )
+    if charge < -total_z:
+        raise SystemSpecError(
+            f"charge {charge} would add {-charge} electrons to a molecule whose neutral form has {total_z}: "
+            f"a negative ion may carry at most as many extra electrons as the neutral molecule has"
+        )
+
+
+def check_electrons(system: System) -> None:
+    """The checks of a built molecule's charge (:func:`get_system`'s ``charge``) applied to a
+    :class:`System` rebuilt from a dictionary (a run's config.yaml), whose ``n_up``/``n_down``
+    were never checked against its nuclei.
+
+    Raises:
+      SystemSpecError: e.g. H2 with ``n_up: 5, n_down: 1`` (charge -4).
+    """
+    total_z = int(round(sum(system.charges)))
+    _check_charge(total_z, total_z - system.n_electrons)
 
 
 def _build(
@@ -77,16 +105,7 @@ def _build(
     charge = _as_int(charge, "charge")
     total_z = int(round(sum(charges)))
     n_el = total_z - charge
-    if n_el <= 0:
-        raise SystemSpecError(
-            f"non-positive electron count: total nuclear charge {total_z} with charge {charge} "
-            f"leaves {n_el} electrons"
-        )
-    if charge < -total_z:
-        raise SystemSpecError(
-            f"charge {charge} would add {-charge} electrons to a molecule whose neutral form has {total_z}: "
-            f"a negative ion may carry at most as many extra electrons as the neutral molecule has"
-        )
+    _check_charge(total_z, charge)
     spin = n_el % 2 if spin is None else _as_int(spin, "spin")
     if abs(spin) > n_el:
         raise SystemSpecError(f"spin {spin} is impossible with {n_el} electrons (need |spin| <= n_electrons)")

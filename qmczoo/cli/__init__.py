@@ -1,7 +1,8 @@
 """The ``qmczoo`` command line: a thin layer over :mod:`qmczoo.runs` and the registry.
 
-Bad input (unknown molecule, ansatz or option, impossible spin...) is printed as one line
-``error: ...`` on stderr with exit code 2, never as a traceback (:mod:`qmczoo.cli.app`).
+Bad input (unknown molecule, ansatz or option, impossible spin, a usage error such as
+``--steps abc``...) is printed as one line ``error: ...`` on stderr with exit code 2, never as
+a traceback (:mod:`qmczoo.cli.app`); Ctrl-C is exit code 130.
 One module per command: ``catalogue`` (list, info), ``train``, ``evaluate``, ``bench``.
 """
 

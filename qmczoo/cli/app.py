@@ -4,11 +4,71 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
+import warnings
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+try:  # typer >= 0.25 carries its own copy of click
+    from typer import _click as click
+except ImportError:  # pragma: no cover - older typer on click
+    import click
+from typer.core import TyperGroup
+
+#: exit codes: 0 done, 1 a bench cell failed, 2 an ``error:`` line (bad input, a refused
+#: folder, a disk that cannot be written), 130 interrupted (Ctrl-C)
+EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
+
+
+def _usage_hint(ctx) -> str:
+    """``qmczoo COMMAND --help`` for the context of a usage error (``qmczoo --help`` at the top)."""
+    names = []
+    while ctx is not None and ctx.parent is not None:  # the root's name is however qmczoo was started
+        names.append(ctx.info_name)
+        ctx = ctx.parent
+    return " ".join(["qmczoo", *reversed(names), "--help"])
+
+
+class _Group(TyperGroup):
+    """The application's click group: a usage error (an option of the wrong type, an unknown option
+    or command, a missing argument) is one line ``error: ... (see qmczoo COMMAND --help)`` and
+    exit code 2, like every other bad input, instead of click's boxed usage text."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                                standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # `qmczoo` alone: the help text (as click: exit 2)
+            if exc.format_message().strip():  # (rich has printed it already)
+                click.echo(exc.format_message(), err=True)
+            code = EXIT_ERROR
+        except click.exceptions.UsageError as exc:
+            message = " ".join(exc.format_message().split()).rstrip(".")
+            click.echo(f"error: {message} (see {_usage_hint(exc.ctx)})", err=True)
+            code = EXIT_ERROR
+        except click.exceptions.ClickException as exc:
+            click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+            code = EXIT_ERROR
+        except (typer.Abort, KeyboardInterrupt):
+            click.echo("interrupted", err=True)
+            code = EXIT_INTERRUPTED
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=_Group,
                   help="qmczoo: neural-network wavefunctions for variational quantum Monte Carlo.")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
+    """qmczoo's own warnings (a broken plug-in, what a resume repaired) as ``warning: ...`` lines."""
+    from qmczoo.errors import QmczooWarning
+
+    if issubclass(category, QmczooWarning):
+        print(f"warning: {' '.join(str(message).split())}", file=sys.stderr if file is None else file, flush=True)
+        return
+    _default(message, category, filename, lineno, file, line)
 
 
 def _friendly(fn):
@@ -18,14 +78,20 @@ def _friendly(fn):
     def wrapper(*args, **kwargs):
         from qmczoo.errors import QmczooError
 
+        previous = warnings.showwarning
+        warnings.showwarning = _show_warning
         try:
             return fn(*args, **kwargs)
         except QmczooError as exc:
+            typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
+            raise typer.Exit(EXIT_ERROR)
+        except OSError as exc:  # a file that is missing, not readable or not writable; a full disk
             typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2)
-        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2)
+            raise typer.Exit(EXIT_ERROR)
+        except RecursionError:
+            typer.echo("error: the input is nested too deeply to read (Python's recursion limit); flatten it",
+                       err=True)
+            raise typer.Exit(EXIT_ERROR)
         except KeyboardInterrupt as exc:
             from qmczoo.runs import RunInterrupted
 
@@ -38,7 +104,9 @@ def _friendly(fn):
             else:
                 msg = "interrupted"
             typer.echo(msg, err=True)
-            raise typer.Exit(130)
+            raise typer.Exit(EXIT_INTERRUPTED)
+        finally:
+            warnings.showwarning = previous
 
     return wrapper
 

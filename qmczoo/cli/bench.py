@@ -15,12 +15,17 @@ from qmczoo.defaults import RUN_DEFAULTS
 @app.command()
 @_friendly
 def bench(
-    ansatz: List[str] = typer.Option(["all"], "--ansatz", "-a",
-                                     help="Ansatz variants, comma-separated: NAME[:KEY=VALUE...], e.g. "
-                                          "'ferminet,ferminet:determinants=1:jastrow=ee_cusp_jastrow'; 'all': every "
-                                          "registered ansatz."),
-    system: List[str] = typer.Option([defaults.BENCH_SYSTEMS], "--system", "-s",
-                                     help="Systems, comma-separated (names, xyz files, inline geometries)."),
+    ansatz: Optional[List[str]] = typer.Option(None, "--ansatz", "-a", show_default=False,
+                                               help="Ansatz variants, comma-separated: NAME[:KEY=VALUE...], e.g. "
+                                                    "'ferminet,ferminet:determinants=1:jastrow=ee_cusp_jastrow'; "
+                                                    "'all': every registered ansatz (default: all)."),
+    system: Optional[List[str]] = typer.Option(None, "--system", "-s", show_default=False,
+                                               help="Systems, comma-separated (names, xyz files, inline geometries) "
+                                                    f"(default: {defaults.BENCH_SYSTEMS})."),
+    suite: Optional[str] = typer.Option(None, "--suite", show_default=False,
+                                        help="A named comparison: 'papers' (every ansatz on H2, Li, LiH, Be, "
+                                             "beside each paper's published energy) or 'papers-large' (adds B "
+                                             "and C); --ansatz/--system narrow it."),
     preset: Optional[str] = typer.Option(defaults.PRESET, "--preset", "-p", help="Preset of every ansatz."),
     steps: Optional[int] = typer.Option(None, "--steps",
                                         help=f"Steps per cell (default {RUN_DEFAULTS['steps']}; with --time-budget alone: no cap)."),
@@ -44,6 +49,10 @@ def bench(
     monitor_walkers: Optional[int] = typer.Option(None, "--monitor-walkers",
                                                   help="Walkers of the monitor chain (default: the trainer's)."),
     monitor_every: Optional[int] = typer.Option(None, "--monitor-every", help="Steps between monitor measurements."),
+    states: int = typer.Option(RUN_DEFAULTS["states"], "--states",
+                               help="Train this many lowest states in every cell (excited states)."),
+    objective: str = typer.Option(RUN_DEFAULTS["objective"], "--objective", help="With --states: nes or penalty."),
+    penalty: float = typer.Option(RUN_DEFAULTS["penalty"], "--penalty", help="The penalty method's weight (Ha)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed cells again from scratch."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
@@ -64,6 +73,11 @@ def bench(
     from qmczoo.runs.bench import parse_duration, run_bench
 
     parse_duration(time_budget)  # a bad budget fails before anything is imported or computed
+    from qmczoo.runs.bench.spec import suite_defaults
+
+    chosen = suite_defaults(suite)
+    ansatz = list(ansatz) if ansatz else [chosen["ansatze"]]
+    system = list(system) if system else [chosen["systems"]]
     try:
         results = run_bench(list(ansatz), list(system), out_dir=out, preset=preset, steps=steps,
                             time_budget=time_budget, seeds=seeds, sets=parse_overrides(set_), batch_size=batch_size,
@@ -71,7 +85,8 @@ def bench(
                             learning_rate=lr, mcmc_steps=mcmc_steps, burn_in=burn_in, laplacian=laplacian,
                             dtype=dtype, checkpoint_every=checkpoint_every,
                             hf_basis=None if hf_basis.lower() == "none" else hf_basis,
-                            monitor_walkers=monitor_walkers, monitor_every=monitor_every, retry_failed=retry_failed,
+                            monitor_walkers=monitor_walkers, monitor_every=monitor_every, states=states,
+                            objective=objective, penalty=penalty, retry_failed=retry_failed,
                             progress=progress, command=("qmczoo bench " + shlex.join(sys.argv[2:]))
                             if sys.argv[1:2] == ["bench"] else None)
     except KeyboardInterrupt:
@@ -80,7 +95,9 @@ def bench(
         raise typer.Exit(130)
     from rich.console import Console
 
-    Console(width=max(160, Console().width)).print(results.rich_table())
+    console = Console(width=max(160, Console().width))
+    console.print(results.rich_table())
+    console.print(results.rich_aggregated())
     typer.echo(f"written {out}/results.csv, results.json, results.md, convergence.png; cells in {out}/cells/")
     if results.failed:
         typer.echo(f"{len(results.failed)} of {len(results.rows)} cells failed:", err=True)

@@ -85,6 +85,10 @@ def info(name: str = typer.Argument(..., help="An ansatz, a layer or a named mol
     try:
         kind, e = entry(name)
     except ConfigError:
+        from qmczoo.registry import _BROKEN
+
+        if name in _BROKEN:  # a plug-in's malformed entry: say so, not "unknown molecule"
+            raise
         from qmczoo.chemistry.systems import get_system
 
         _system_info(get_system(name, ecp=ecp, ecp_atoms=ecp_atoms))
@@ -105,6 +109,7 @@ def info(name: str = typer.Argument(..., help="An ansatz, a layer or a named mol
         users = [a for a, ae in sorted(list_ansatze().items()) if name in (ae.get("defaults") or {}).values()]
         typer.echo(f"slot: {e.get('slot')}")
         typer.echo(f"claims: {_claims_text(e.get('claims'))}")
+        _echo_claims_when(e)
         typer.echo(f"options: {_options_text(e.get('options'))}")
         typer.echo(f"default filler in: {', '.join(users) or '-'}")
         return
@@ -120,7 +125,26 @@ def info(name: str = typer.Argument(..., help="An ansatz, a layer or a named mol
     model = {k: v for k, v in spec.options.items() if "." not in k and k not in slots}
     typer.echo(f"options: {_options_text(model)}")
     typer.echo(f"claims: {_claims_text(e.get('claims'))}")
+    _echo_claims_when(e)
+    _echo_imposes(spec)
     if e.get("presets"):
         typer.echo("presets (--preset NAME):")
         for preset, values in e["presets"].items():
             typer.echo(f"  {preset}: {_options_text(values)}")
+
+
+def _echo_claims_when(e: dict) -> None:
+    for condition, extra in (e.get("claims_when") or {}).items():
+        typer.echo(f"claims when {condition}: {_claims_text(extra)}")
+
+
+def _echo_imposes(spec) -> None:
+    """``imposes: ...`` (what psi is invariant under, derived from the fillers and claims) and a
+    line for each kind of system on which it imposes more."""
+    general = spec.imposes()
+    typer.echo(f"imposes: {general.describe()}")
+    labels = {"atom": "an atom", "linear": "a linear molecule", "planar": "a planar molecule"}
+    for kind, label in labels.items():
+        on_kind = spec.imposes(kind)
+        if on_kind.consequences(kind) != general.consequences(kind):
+            typer.echo(f"imposes on {label}: only {', '.join(on_kind.consequences(kind))} states")

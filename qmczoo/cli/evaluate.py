@@ -30,6 +30,8 @@ def evaluate(
 
     A run trained on several geometries (--scan/--geometries) is evaluated at each of them
     (or at the geometries given here): E ± sigma per geometry in pes.csv, the curve in pes.png.
+    A run of several states (--states) prints each state's E ± sigma, the excitation energies,
+    <S^2> and the overlaps of the states; states.csv and states.png.
     """
     _quiet_jax()
     from qmczoo.engine.statistics import format_value
@@ -47,6 +49,16 @@ def evaluate(
                        f"mHa over {record['geometries_with_reference']} geometries with a reference")
         typer.echo(f"written {Path(run_dir) / 'evaluation.json'}, {Path(run_dir) / 'pes.csv'}, "
                    f"{Path(run_dir) / 'pes.png'}")
+        return
+    if getattr(result, "states", None):
+        import json
+
+        from qmczoo.runs.states import states_table
+
+        record = json.loads((Path(run_dir) / "evaluation.json").read_text())
+        typer.echo(states_table(record))
+        typer.echo(f"written {Path(run_dir) / 'evaluation.json'}, {Path(run_dir) / 'states.csv'}, "
+                   f"{Path(run_dir) / 'states.png'}")
         return
     typer.echo(f"energy {format_value(result.energy, result.energy_error)} Ha "
                f"(± {result.energy_error:.2g}, block {result.block_size}{'' if result.converged else ', not converged'}), "

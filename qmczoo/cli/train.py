@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -27,7 +28,8 @@ TRAIN_DEFAULTS = dict(system=defaults.SYSTEM, ansatz=defaults.ANSATZ, preset=def
 _TRAIN_FIELDS = dict(steps="steps", seed="seed", batch_size="batch_size", optimizer="optimizer", lr="learning_rate",
                      pretrain_steps="pretrain_steps", mcmc_steps="mcmc_steps", burn_in="burn_in",
                      laplacian="laplacian", dtype="dtype", checkpoint_every="checkpoint_every",
-                     monitor_walkers="monitor_walkers", monitor_every="monitor_every")
+                     monitor_walkers="monitor_walkers", monitor_every="monitor_every", states="states",
+                     objective="objective", penalty="penalty")
 
 
 def _flag(name: str) -> str:
@@ -137,6 +139,14 @@ def train(
                                                        f"training (0: off) {shown('monitor_walkers')}."),
     monitor_every: Optional[int] = typer.Option(None, "--monitor-every", show_default=False,
                                                 help=f"Steps between monitor-chain measurements {shown('monitor_every')}."),
+    states: Optional[int] = typer.Option(None, "--states", show_default=False,
+                                         help="Train this many lowest states at once (excited states; each a copy "
+                                              f"of the ansatz's parameters) {shown('states')}."),
+    objective: Optional[str] = typer.Option(None, "--objective", show_default=False,
+                                            help="With --states: nes (NES-VMC, sampling det[psi_i(x^j)]) or penalty "
+                                                 f"(the overlap penalty method) {shown('objective')}."),
+    penalty: Optional[float] = typer.Option(None, "--penalty", show_default=False,
+                                            help=f"The penalty method's weight alpha, Ha {shown('penalty')}."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
     """Train an ansatz on a molecule; writes config, log, checkpoints, plot and summary to a run folder.
@@ -148,8 +158,10 @@ def train(
     """
     _quiet_jax()
     from qmczoo import runs
-    from qmczoo.runs.checks import check_eval_steps, check_serves_geometries, resolve_geometries
+    from qmczoo.runs.checks import (check_eval_steps, check_serves_geometries, check_states, resolve_geometries,
+                                    with_pretrain_basis)
     from qmczoo.runs.folder import check_out_dir
+    from qmczoo.runs.resume import ResumeWarning, check_resume
     from qmczoo.runs.run_config import config_path, load_run_geometries
     from qmczoo.chemistry.systems import read_system
     from qmczoo.engine.config import TrainConfig
@@ -160,8 +172,14 @@ def train(
                  unit=unit, ecp=ecp, ecp_atoms=ecp_atoms, set_=set_, batch_size=batch_size, optimizer=optimizer, lr=lr,
                  pretrain_steps=pretrain_steps, mcmc_steps=mcmc_steps, burn_in=burn_in, laplacian=laplacian,
                  dtype=dtype, checkpoint_every=checkpoint_every, monitor_walkers=monitor_walkers,
-                 monitor_every=monitor_every)
+                 monitor_every=monitor_every, states=states, objective=objective, penalty=penalty)
     value = {k: (v if v is not None else TRAIN_DEFAULTS.get(k)) for k, v in given.items()}
+    if resume is None and config_file is None:
+        if value["states"] == 1 and (objective is not None or penalty is not None):
+            raise ConfigError("--objective and --penalty choose how several states are trained: give --states K "
+                              "(K >= 2) too")
+        if penalty is not None and value["objective"] != "penalty":
+            raise ConfigError("--penalty is the weight of --objective penalty; NES-VMC (the default) has none")
     eval_steps = TRAIN_DEFAULTS["eval_steps"] if eval_steps is None else eval_steps
     check_eval_steps(eval_steps)
     if resume is not None and config_file is not None:
@@ -181,11 +199,14 @@ def train(
                               f"{'; '.join(bad)}. Drop them, or start a new run")
         total = steps if steps is not None else stored.steps
         TrainConfig(**{**stored.to_dict(), "steps": total})  # validate the new total
+        check_resume(Path(resume), total)  # refuses what would overwrite results; warns of what it repairs
         unit_read = runs.read_config_file(resume).get("input_unit", "bohr")
         typer.echo(f"resuming {resume} | {stored_system.describe()} | {stored_spec.name} ({stored_spec.preset}) | "
                    f"{_geometry_text(stored_system, unit_read)} | up to step {total}")
-        result = runs.train(out_dir=resume, resume=True, config=TrainConfig(steps=total),
-                            progress=progress, eval_steps=eval_steps)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResumeWarning)  # said above already
+            result = runs.train(out_dir=resume, resume=True, config=TrainConfig(steps=total),
+                                progress=progress, eval_steps=eval_steps)
         _print_summary(result.summary, result.out_dir)
         return
     if config_file is not None:
@@ -211,17 +232,20 @@ def train(
                              learning_rate=value["lr"], mcmc_steps=value["mcmc_steps"], burn_in=value["burn_in"],
                              pretrain_steps=value["pretrain_steps"], laplacian=value["laplacian"],
                              dtype=value["dtype"], seed=value["seed"], checkpoint_every=value["checkpoint_every"],
-                             monitor_walkers=value["monitor_walkers"], monitor_every=value["monitor_every"])
+                             monitor_walkers=value["monitor_walkers"], monitor_every=value["monitor_every"],
+                             states=value["states"], objective=value["objective"], penalty=value["penalty"])
         spec = get_ansatz(value["ansatz"], value["preset"], **parse_overrides(set_))
         out = out or _default_out(sys_obj.name, spec.name)
     if config_file is None:
         scan_set = resolve_geometries(sys_obj, scan, geometries, None)
         check_serves_geometries(spec, scan_set)
+        check_states(sys_obj, config, scan_set, spec)
     check_out_dir(Path(out), fresh=True)
     where = _geometry_text(sys_obj, unit_read)
     if scan_set is not None and scan_set.n_geometries > 1:
         where = f"{scan_set.n_geometries} geometries ({scan_set.labels[0]} ... {scan_set.labels[-1]})"
     typer.echo(f"{sys_obj.describe()} | {spec.name} ({spec.preset}) | {where} | run folder {out}")
+    _echo_symmetry_warnings(sys_obj, spec, with_pretrain_basis(config, spec).pretrain_basis)
     result = runs.train(sys_obj, spec, config, out, progress=progress, eval_steps=eval_steps, unit=unit_read,
                         geometries=scan_set)
     _print_summary(result.summary, result.out_dir)
@@ -253,9 +277,13 @@ def _print_summary(summary: dict, out: Optional[Path]):
     lines.append(f"{summary['steps']} steps, {timing}, {summary['rejected_steps']} rejected")
     if summary.get("pes"):
         lines.append(_pes_table(summary["pes"]))
+    if summary.get("states"):
+        from qmczoo.runs.states import states_table
+
+        lines.append(states_table(summary["states"]))
     if out is not None:
         names = ("config.yaml", "train.csv", "train_geometries.csv", "checkpoint.msgpack", "energy.png", "summary.json",
-                 "evaluation.json", "pes.csv", "pes.png")
+                 "evaluation.json", "pes.csv", "pes.png", "train_states.csv", "states.csv", "states.png")
         lines.append(f"files in {out}: " + " ".join(n for n in names if (Path(out) / n).exists()))
     typer.echo("\n".join(lines))
 
@@ -269,3 +297,12 @@ def _pes_table(rows: list) -> str:
         diff = "" if r["error_mha"] is None else f"{r['error_mha']:+.2f}"
         lines.append(f"{r['label']:<14} {format_value(r['energy'], r['energy_error']):>16} {diff:>16}")
     return "\n".join(lines)
+
+
+def _echo_symmetry_warnings(system, spec, basis: str) -> None:
+    """``warning: ...`` on stderr when the ansatz cannot represent the system's Hartree–Fock
+    symmetry (:func:`qmczoo.registry.state_check.symmetry_warnings`)."""
+    from qmczoo.registry.state_check import symmetry_warnings
+
+    for line in symmetry_warnings(system, spec, basis=basis):
+        typer.echo(f"warning: {line}", err=True)

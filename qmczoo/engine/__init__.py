@@ -11,6 +11,7 @@ module              job
 ``vmc``             the VMC step: KFAC (kfac-jax) or optax, the NaN guard, the monitor chain
 ``evaluate``        fixed-parameter sampling of the energy
 ``statistics``      reblocking
+``states/``         several states at once: NES-VMC and the overlap penalty (``k`` copies of any ansatz)
 ``background``      one job on a thread beside the main one (compiling while pretraining)
 ``threads``         BLAS thread limits
 ==================  ==============================================================

@@ -19,8 +19,15 @@ LAPLACIANS = ("folx", "jvp", "hessian")
 DTYPES = ("float32", "float64")
 
 
+OBJECTIVES = ("nes", "penalty")
+"""Objectives of a run of several states (:mod:`qmczoo.engine.states.loss`)."""
+
 OPTIMIZERS = ("kfac", "adam", "sgd")
 DEFAULT_LEARNING_RATE = {"kfac": 0.05, "adam": 3e-3, "sgd": 1e-2}
+
+
+DEFAULT_PRETRAIN_BASIS = "ccpvdz"
+"""Pretraining targets' basis when neither the config nor the ansatz names one."""
 
 
 @dataclasses.dataclass
@@ -37,8 +44,13 @@ class TrainConfig:
       burn_in: Metropolis steps before the first optimisation step.
       step_size, target_acceptance: initial proposal width (bohr) and adaptation target.
       pretrain_steps, pretrain_basis, pretrain_hf_fraction, pretrain_learning_rate:
-        Hartree–Fock pretraining (0 steps: none); walkers sample
-        ``|psi_HF|^(2f) |psi|^(2(1-f))`` with ``f = pretrain_hf_fraction``.
+        Hartree–Fock pretraining (0 steps: none; an ansatz without ``orbitals()``, such as
+        PauliNet, which starts at its own reference, is not pretrained); walkers sample
+        ``|psi_HF|^(2f) |psi|^(2(1-f))`` with ``f = pretrain_hf_fraction``. ``pretrain_basis``
+        None (default): :func:`qmczoo.runs.train` takes the basis of the ansatz's own
+        Hartree–Fock orbitals (its ``hf_basis`` option), so that the targets and the orbitals
+        the ansatz starts from are the same; without one, and for a VMC built directly,
+        :data:`DEFAULT_PRETRAIN_BASIS`.
       clip_scale: local-energy clipping window for the gradient, in mean absolute deviations.
       clip_centre: centre of that window, ``"median"`` of the batch (default) or ``"mean"``
         (FermiNet's default); measured in ``docs/benchmarks.md``.
@@ -58,6 +70,11 @@ class TrainConfig:
         to walkers the next step starts from. 0 walkers: off.
       max_rejected_steps: a run stops (with a checkpoint of its last good state) after this
         many consecutive steps rejected by the NaN guard.
+      states: number of states trained at once (1: the ground state; see
+        :mod:`qmczoo.engine.states`).
+      objective: with several states, ``"nes"`` (NES-VMC, the default) or ``"penalty"`` (the
+        overlap penalty method).
+      penalty: the penalty method's weight ``alpha`` (hartree).
 
     Every field is checked on construction (type, range, finiteness); a bad value raises
     :class:`~qmczoo.errors.ConfigError`.
@@ -74,7 +91,7 @@ class TrainConfig:
     step_size: float = 0.1
     target_acceptance: float = 0.5
     pretrain_steps: int = 500
-    pretrain_basis: str = "ccpvdz"
+    pretrain_basis: str | None = None
     pretrain_hf_fraction: float = 1.0
     pretrain_learning_rate: float = 3e-4
     clip_scale: float = 5.0
@@ -91,6 +108,9 @@ class TrainConfig:
     monitor_walkers: int = 64
     monitor_every: int = 10
     max_rejected_steps: int = 20
+    states: int = 1
+    objective: str = "nes"
+    penalty: float = 1.0
 
     def __post_init__(self):
         import math
@@ -101,14 +121,17 @@ class TrainConfig:
             raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if self.laplacian not in LAPLACIANS:
             raise ConfigError(f"unknown laplacian method {self.laplacian!r}; choose one of: {', '.join(LAPLACIANS)}")
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"unknown objective {self.objective!r}; choose one of: {', '.join(OBJECTIVES)}")
         if self.clip_centre not in CLIP_CENTRES:
             raise ConfigError(f"clip_centre must be one of: {', '.join(CLIP_CENTRES)}; got {self.clip_centre!r}")
-        if not isinstance(self.pretrain_basis, str) or not self.pretrain_basis.strip():
+        if self.pretrain_basis is not None and (not isinstance(self.pretrain_basis, str)
+                                                or not self.pretrain_basis.strip()):
             raise ConfigError(f"pretrain_basis must be a basis-set name, got {self.pretrain_basis!r}")
         for name, low in (("steps", 0), ("burn_in", 0), ("pretrain_steps", 0), ("batch_size", 1), ("mcmc_steps", 1),
                           ("checkpoint_every", 1), ("inverse_update_period", 1), ("max_rejected_steps", 1),
                           ("seed", 0), ("monitor_walkers", 0), ("monitor_every", 1),
-                          ("local_energy_chunk", 0)):
+                          ("local_energy_chunk", 0), ("states", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise ConfigError(f"{name} must be an integer, got {value!r}")
@@ -129,7 +152,8 @@ class TrainConfig:
                   ("step_size", 0.0, False, None, False), ("target_acceptance", 0.0, False, 1.0, False),
                   ("pretrain_hf_fraction", 0.0, True, 1.0, True), ("pretrain_learning_rate", 0.0, False, None, False),
                   ("clip_scale", 0.0, False, None, False), ("damping", 0.0, True, None, False),
-                  ("norm_constraint", 0.0, False, None, False), ("curvature_ema", 0.0, True, 1.0, False))
+                  ("norm_constraint", 0.0, False, None, False), ("curvature_ema", 0.0, True, 1.0, False),
+                  ("penalty", 0.0, False, None, False))
         for name, low, low_ok, high, high_ok in ranges:
             v = number(name, getattr(self, name))
             if v < low or (v == low and not low_ok) or (high is not None and (v > high or (v == high and not high_ok))):

@@ -21,7 +21,7 @@ import numpy as np
 import optax
 
 from qmczoo.engine.background import BackgroundWork
-from qmczoo.engine.config import DEFAULT_LEARNING_RATE, OPTIMIZERS, TrainConfig  # noqa: F401  (re-exported)
+from qmczoo.engine.config import DEFAULT_LEARNING_RATE, DEFAULT_PRETRAIN_BASIS, OPTIMIZERS, TrainConfig  # noqa: F401  (re-exported)
 from qmczoo.engine.hamiltonian import default_chunk_size, make_batch_local_energy
 from qmczoo.engine.loss import make_energy_loss
 from qmczoo.engine.pseudopotential import PseudopotentialTerms
@@ -64,6 +64,8 @@ class StepStats:
     geometry_energy: list[float] | None = None  # per geometry (a run over several geometries)
     geometry_variance: list[float] | None = None
     geometry_step_size: list[float] | None = None
+    state_energies: list[float] | None = None  # a run of several states: each state's energy, lowest first
+    overlap_penalty: float | None = None  # the penalty method's overlap term
 
 
 def _tree_all_finite(tree) -> jnp.ndarray:
@@ -109,16 +111,10 @@ class VMC:
             self.R = jnp.asarray(self.geometries, self.dtype)
             self.batch_size = self.n_geometries * walkers_per_geometry(config.batch_size, self.n_geometries)
             self.monitor_walkers = self.n_geometries * walkers_per_geometry(config.monitor_walkers, self.n_geometries)
-        # with an ECP: effective charges, the ECP's terms, and a local energy that takes a key
+        # with an ECP: the ECP's terms (None without one); the objective then uses the effective
+        # charges and a local energy that takes a key
         self.pseudopotential = PseudopotentialTerms.from_system(system)
-        self.batch_local_energy = make_batch_local_energy(
-            wf, system.effective_charges, config.laplacian,
-            chunk_size=config.local_energy_chunk or default_chunk_size(system.n_electrons),
-            pseudopotential=self.pseudopotential)
-        self.loss = make_energy_loss(wf.gradient_log_psi, self.batch_local_energy, config.clip_scale,
-                                     config.clip_centre, local_energy_key=self.pseudopotential is not None)
-        self.mcmc = jax.jit(make_mcmc(psi_squared(wf.batch_log_psi), config.mcmc_steps,
-                                      config.target_acceptance))
+        self._build_objective()
         self._monitor_step = jax.jit(self._make_monitor_step())
         self._copy = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))  # kfac-jax donates what it is given
         self.schedule = lambda t: config.lr / (1.0 + t / config.lr_delay) ** config.lr_decay
@@ -128,6 +124,19 @@ class VMC:
             self._build_optax()
 
     # -- construction -----------------------------------------------------------------
+    def _build_objective(self):
+        """The local energy, the loss and the sampler (a run of several states replaces them:
+        :class:`qmczoo.engine.states.vmc.StatesVMC`)."""
+        system, wf, config = self.system, self.wf, self.config
+        self.batch_local_energy = make_batch_local_energy(
+            wf, system.effective_charges, config.laplacian,
+            chunk_size=config.local_energy_chunk or default_chunk_size(system.n_electrons),
+            pseudopotential=self.pseudopotential)
+        self.loss = make_energy_loss(wf.gradient_log_psi, self.batch_local_energy, config.clip_scale,
+                                     config.clip_centre, local_energy_key=self.pseudopotential is not None)
+        self.mcmc = jax.jit(make_mcmc(psi_squared(wf.batch_log_psi), config.mcmc_steps,
+                                      config.target_acceptance))
+
     def _build_kfac(self):
         import kfac_jax
 
@@ -148,8 +157,17 @@ class VMC:
             num_burnin_steps=0,
             estimation_mode="fisher_exact",
             multi_device=False,
+            layer_tag_to_block_ctor=self._kfac_block_types(),
         )
         self._finite = jax.jit(lambda params, energy: _tree_all_finite(params) & jnp.isfinite(energy))
+
+    def _kfac_block_types(self) -> dict:
+        """kfac-jax's block class per tag variant, where it differs from kfac-jax's own choice:
+        :data:`~qmczoo.engine.kfac_blocks.BLOCKS` (a layer without gradient gets a zero update,
+        not NaN)."""
+        from qmczoo.engine.kfac_blocks import BLOCKS
+
+        return dict(BLOCKS)
 
     def _build_optax(self):
         c = self.config
@@ -243,8 +261,8 @@ class VMC:
         steps = self.config.pretrain_steps if steps is None else steps
         k_opt = jax.random.fold_in(state.key, _PRETRAIN_OPT)
         if steps <= 0 or self.wf.orbitals is None:
-            if steps > 0:
-                log.warning("%s has no orbitals(); skipping Hartree-Fock pretraining", self.wf.name)
+            if steps > 0:  # e.g. PauliNet: it starts at its own (CASSCF) reference
+                log.info("%s has no orbitals() to fit: no Hartree-Fock pretraining", self.wf.name)
             if state.opt_state is None:
                 state = state.replace(opt_state=self.init_opt_state(state.params, state.walkers, k_opt))
             return state, []
@@ -264,10 +282,11 @@ class VMC:
         """Hartree–Fock, then ``steps`` pretraining steps; returns parameters, walkers, losses."""
         from qmczoo.engine.pretrain import make_pretrainer, run_hartree_fock
 
+        basis = self.config.pretrain_basis or DEFAULT_PRETRAIN_BASIS
         if self.geometries is None:
-            hf = run_hartree_fock(self.system, self.config.pretrain_basis)
+            hf = run_hartree_fock(self.system, basis)
         else:  # one Hartree-Fock solution per geometry
-            hf = [run_hartree_fock(self.system_at(g), self.config.pretrain_basis) for g in range(self.n_geometries)]
+            hf = [run_hartree_fock(self.system_at(g), basis) for g in range(self.n_geometries)]
         init_opt, step = make_pretrainer(self.wf, hf, self.R, learning_rate=self.config.pretrain_learning_rate,
                                          hf_fraction=self.config.pretrain_hf_fraction)
         params, walkers = state.params, state.walkers
@@ -357,7 +376,11 @@ class VMC:
         return new_state, StepStats(step=step + 1, energy=float(host[0]), variance=float(host[1]),
                                     acceptance=float(np.mean(host[2])), step_size=float(np.mean(host[3])),
                                     rejected=not ok, monitor_energy=None if host[4] is None else float(host[4]),
-                                    **per_geometry)
+                                    **per_geometry, **self._step_extras(stats))
+
+    def _step_extras(self, stats) -> dict:
+        """More :class:`StepStats` fields from the loss's statistics (none for one state)."""
+        return {}
 
 
 def iterate_steps(vmc: VMC, state: TrainState, n_steps: int | None = None) -> Iterator[tuple[TrainState, StepStats]]:

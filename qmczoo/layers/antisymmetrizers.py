@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from qmczoo.layers.curvature import scale
+from qmczoo.layers.geometry_params import geometry_value
 
 
 def signed_logsumexp(signs: jnp.ndarray, logs: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -99,43 +100,61 @@ class WeightedDeterminants(nn.Module):
 
     Attributes:
       determinants: the number ``K`` of determinants.
-      weight_init: initial weights when ``weights`` is not given: "hf" (default; ``w = [1, 0, ..., 0]``,
-        the first determinant alone, as a Hartree–Fock reference) or "uniform" (``w_k = 1/K``).
-      weights: initial weights ``[K]`` (e.g. CI coefficients from a CASSCF expansion), overriding
-        ``weight_init``. (Not called ``init``: that name is flax's ``Module.init``.)
+      weight_init: initial weights when ``weights`` is not given: "ci" (default; the
+        ``initial_weights`` the model hands over, e.g. PauliNet's CASSCF CI coefficients, and
+        without them ``[1, 0, ..., 0]``), "hf" (``w = [1, 0, ..., 0]``, the first determinant
+        alone, as a Hartree–Fock reference) or "uniform" (``w_k = 1/K``).
+      weights: initial weights ``[K]`` given by the user, overriding everything else.
+        (Not called ``init``: that name is flax's ``Module.init``.)
+      initial_weights: context from the model: the reference's weights ``[K]`` (CI
+        coefficients of its determinants), used by ``weight_init="ci"``.
 
-    With "hf" the weights ``w_k``, ``k > 0``, still get a gradient at the start
+    With ``[1, 0, ..., 0]`` the weights ``w_k``, ``k > 0``, still get a gradient at the start
     (``d log|psi| / d w_k = prod_b det_k / psi``), but the orbitals of determinants ``k > 0`` do
-    not until their weight has moved away from zero (their contribution is ``w_k`` times theirs).
+    not until their weight has moved away from zero (their contribution is ``w_k`` times theirs);
+    with identical determinants the weights' energy gradient is zero too. CI weights over
+    distinct determinants (PauliNet's CASSCF reference) avoid both.
 
-    Parameter ``weights`` ``[K]``, registered with :func:`~qmczoo.layers.curvature.scale`. 1x1
-    blocks stay in linear scale, as in :func:`multi_determinant`.
+    Parameter ``weights`` ``[K]``, registered with :func:`~qmczoo.layers.curvature.scale`; under a
+    geometry encoder (PESNet) a global geometry value instead (:mod:`qmczoo.layers.geometry_params`).
+    1x1 blocks stay in linear scale, as in :func:`multi_determinant`.
 
     Call: ``blocks`` (list of ``[K, n_b, n_b]``). Returns ``(sign, log|psi|)``.
     """
 
     determinants: int
-    weight_init: str = "hf"
+    weight_init: str = "ci"
     weights: Optional[Sequence[float]] = None
+    initial_weights: Optional[Sequence[float]] = None
 
-    def initial_weights(self, dtype=jnp.float32) -> jnp.ndarray:
+    def starting_weights(self, dtype=jnp.float32) -> jnp.ndarray:
+        """The weights ``[K]`` the parameter starts at (see the attributes)."""
         k = self.determinants
-        if self.weights is not None:
-            w = jnp.asarray(self.weights, dtype=dtype)
+        given = self.weights if self.weights is not None else (
+            self.initial_weights if self.weight_init == "ci" else None)
+        if given is not None:
+            w = jnp.asarray(given, dtype=dtype)
             if w.shape != (k,):
                 raise ValueError(f"WeightedDeterminants: weights must have shape ({k},), got {w.shape}")
             return w
-        if self.weight_init == "hf":
+        if self.weight_init in ("hf", "ci"):
             return jnp.zeros((k,), dtype).at[0].set(1.0)
         if self.weight_init == "uniform":
             return jnp.full((k,), 1.0 / k, dtype)
-        raise ValueError(f"WeightedDeterminants: unknown weight_init {self.weight_init!r}; choose 'hf' or 'uniform'")
+        raise ValueError(f"WeightedDeterminants: unknown weight_init {self.weight_init!r}; "
+                         "choose 'ci', 'hf' or 'uniform'")
 
     @nn.compact
     def __call__(self, blocks: Sequence[jnp.ndarray]) -> tuple[jnp.ndarray, jnp.ndarray]:
         _check_blocks("WeightedDeterminants", blocks, self.determinants)
-        w = self.param("weights", lambda key, shape, dtype=jnp.float32: self.initial_weights(dtype),
-                       (self.determinants,))
+        def init(key, shape, dtype=jnp.float32):
+            return self.starting_weights(dtype)
+
         signs, logdets = _signed_log_terms(blocks)
+        # under a geometry encoder (PESNet) the weights are a global geometry value
+        supplied = geometry_value(self, "weights", (self.determinants,), init, per_nucleus=False)
+        if supplied is not None:
+            return signed_logsumexp(signs * supplied, logdets)
+        w = self.param("weights", init, (self.determinants,))
         # the weight multiplies a per-walker factor: a per-walker diagonal KFAC block
         return signed_logsumexp(scale(signs, w), logdets)

@@ -123,6 +123,17 @@ class GaussianBasis:
             ao_radial=ao_radial, ao_angular=ao_angular)
 
 
+_BASES: dict[int, tuple[object, GaussianBasis]] = {}
+
+
+def basis_of(mol) -> GaussianBasis:
+    """:meth:`GaussianBasis.from_mole` of ``mol``, laid out once per ``Mole`` (cached by identity)."""
+    hit = _BASES.get(id(mol))
+    if hit is None or hit[0] is not mol:
+        hit = _BASES[id(mol)] = (mol, GaussianBasis.from_mole(mol))
+    return hit[1]
+
+
 def _ao_indices(shells: tuple[Shell, ...], l_max: int) -> tuple[np.ndarray, np.ndarray]:
     """Radial function and harmonic (``atom * S + s``) of each AO, both ``[n_ao]``."""
     harmonic_offset = np.cumsum([0] + [2 * l + 1 for l in range(l_max + 1)])
@@ -183,7 +194,7 @@ def occupied_orbitals(hf: HartreeFock, en_disp: jnp.ndarray) -> tuple[jnp.ndarra
       electron ``i`` of that spin (``[0, 0]`` for an empty spin).
     """
     n_up = hf.coeff_up.shape[1]
-    ao = eval_atomic_orbitals(hf.basis, en_disp)
+    ao = eval_atomic_orbitals(basis_of(hf.mol), en_disp)
     up = ao[:n_up] @ jnp.asarray(hf.coeff_up, ao.dtype)
     down = ao[n_up:] @ jnp.asarray(hf.coeff_down, ao.dtype)
     return up, down
@@ -211,6 +222,83 @@ class HartreeFockOrbitals(nn.Module):
             raise ValueError(f"the Hartree-Fock solution has {occupied[0]} up and {occupied[1]} down orbitals, "
                              f"not {self.n_up} and {self.n_down}")
         return occupied_orbitals(self.hartree_fock, features.en_disp)
+
+
+class CuspCorrectedOrbitals(nn.Module):
+    """Baseline slot: the orbitals a reference's determinants draw from, cusp-corrected (PauliNet).
+
+    The reference is a :class:`~qmczoo.chemistry.casscf.MultiReference` (CASSCF determinants)
+    or a Hartree–Fock solution (its occupied orbitals, one determinant); either way the layer
+    returns every orbital that some determinant occupies, and the model picks each
+    determinant's columns (``reference.occ_up``, ``occ_down``). With ``cusp_correction`` each
+    orbital's s part around each nucleus is replaced inside ``r_c = cusp_scale / Z`` (Ma et
+    al. 2005, :mod:`qmczoo.layers.cusp_correction`), so that the orbitals carry Kato's nuclear
+    cusp and the local energy stays finite at the nuclei; not at a pseudo-nucleus of an
+    effective core potential (its potential is finite: no cusp there). No trainable parameters.
+
+    Call: ``features`` (uses ``en_disp [N, M, 3]`` and ``en_dist [N, M, 1]``, spin-up first) and,
+    optionally, the nuclear positions ``R [M, 3]``: the fit of the correction depends on ``R``
+    only, so a model that hands ``R`` over has it computed once per batch of walkers instead of
+    once per walker (without ``R`` it is read off ``features``, with the same values).
+    Returns ``(up [n_up, P_up], down [n_down, P_down])``: entry ``[i, j]`` is orbital ``j`` at
+    electron ``i`` of that spin (``P`` = the reference's orbital count; ``[0, P]`` for an empty spin).
+
+    Attributes:
+      hartree_fock: the reference (``MultiReference`` or ``HartreeFock``; hashed by identity).
+      n_up, n_down: electron counts (must match the reference's determinants).
+      cusp_correction: correct the nuclear cusp (default True).
+      cusp_scale: ``r_c = cusp_scale / Z_I`` bohr (deepqmc's ``rc_scaling``, default 1).
+      flatten: choose each corrected orbital's value at the nucleus so that its effective local
+        energy is flat inside ``r_c`` (Ma et al.; :func:`~qmczoo.layers.cusp_correction.flattest_value_shifts`,
+        computed once at the reference's geometry, seconds to a minute on a CPU); False (default)
+        keeps the Gaussians' value, deepqmc's starting point.
+    """
+
+    hartree_fock: object
+    n_up: int
+    n_down: int
+    cusp_correction: bool = True
+    cusp_scale: float = 1.0
+    flatten: bool = False
+
+    def __call__(self, features: ElectronFeatures, R: jnp.ndarray | None = None) -> tuple[jnp.ndarray, jnp.ndarray]:
+        from qmczoo.chemistry.casscf import as_reference
+        from qmczoo.chemistry.ecp import pseudo_atoms
+        from qmczoo.layers.cusp_correction import corrected_orbitals, fit_cusp, flattest_value_shifts
+
+        ref = as_reference(self.hartree_fock)
+        if (ref.occ_up.shape[1], ref.occ_down.shape[1]) != (self.n_up, self.n_down):
+            raise ValueError(f"the reference's determinants hold {ref.occ_up.shape[1]} up and {ref.occ_down.shape[1]} "
+                             f"down electrons, not {self.n_up} and {self.n_down}")
+        if not self.cusp_scale > 0:
+            raise ValueError(f"cusp_scale must be > 0, got {self.cusp_scale}")
+        basis = basis_of(ref.mol)
+        ao = eval_atomic_orbitals(basis, features.en_disp)  # [N, n_ao]
+        if not self.cusp_correction:
+            return (ao[: self.n_up] @ jnp.asarray(ref.coeff_up, ao.dtype),
+                    ao[self.n_up:] @ jnp.asarray(ref.coeff_down, ao.dtype))
+        if R is None:
+            # the nuclei relative to electron 0 (the fit depends on their relative positions only;
+            # no derivative flows through it: its true derivative with respect to r is zero)
+            R = jax.lax.stop_gradient(-features.en_disp[0])
+        charges = ref.mol.atom_charges()
+        pseudo = pseudo_atoms(ref.mol)
+        dist = features.en_dist[..., 0]
+        out = []
+        same = ref.coeff_up is ref.coeff_down
+        spins = ((ref.coeff_up, slice(None)),) if same else ((ref.coeff_up, slice(0, self.n_up)),
+                                                              (ref.coeff_down, slice(self.n_up, None)))
+        for coeff, rows in spins:
+            shifts = 0.0
+            if self.flatten:
+                shifts = flattest_value_shifts(basis, coeff, charges, ref.mol.atom_coords(), self.cusp_scale)
+            fit = fit_cusp(basis, coeff, charges, R, self.cusp_scale, value_shift=shifts)
+            if any(pseudo):  # an ECP's pseudo-nucleus has a finite potential: no cusp to put there
+                fit = dataclasses.replace(fit, corrected=fit.corrected & ~jnp.asarray(pseudo)[:, None])
+            out.append(corrected_orbitals(basis, coeff, fit, ao[rows], dist[rows]))
+        if same:
+            return out[0][: self.n_up], out[0][self.n_up:]
+        return out[0], out[1]
 
 
 def _sphere_directions(n: int) -> np.ndarray:
@@ -259,7 +347,7 @@ def isotropic_envelope_from_hf(hf: HartreeFock, R: np.ndarray, *, max_distance: 
     Returns:
       ``((pi_up [M, n_up], sigma_up [M, n_up]), (pi_down [M, n_down], sigma_down [M, n_down]))``.
     """
-    basis = hf.basis
+    basis = basis_of(hf.mol)
     R = np.asarray(R, dtype=np.float64)
     overlap = hf.mol.intor("int1e_ovlp")
     distances = np.linspace(max_distance / n_distances, max_distance, n_distances)

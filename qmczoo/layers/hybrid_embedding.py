@@ -7,8 +7,18 @@ opposite-spin streams, and the one-electron update receiving, besides FermiNet's
 electron's own vector, spin means, spin means of its pair vectors), SchNet-style convolution
 messages (PauliNet, Hermann et al. 2020): from the other electrons (filters computed from the
 pair stream weighting a linear map of ``h_j``, separately for same and opposite spin, as the
-pair stream itself is split) and from the nuclei (filters of electron-nuclear features
-weighting learned vectors of the nucleus' charge).
+pair stream itself is split) and from the nuclei (filters computed from an electron-nuclear
+stream weighting learned vectors of the nucleus' charge).
+
+The electron-nuclear stream ``g_iI`` is a third stream, updated in every layer but the last by
+its own residual dense layer, as the pair streams are: DeepErwin's ``use_el_ion_stream``
+(mdsunivie/deeperwin, ``FermiNetEmbedding``: ``h_el_ion`` gets a residual MLP per iteration,
+after the one-electron update, none after the last). Two differences from DeepErwin remain, both
+kept on purpose: the filters are a learned linear map of the stream (DeepErwin multiplies the
+stream itself; a linear map contains that choice and lets the message width ``conv_width``
+differ from the stream's ``nuclear_width``), and the stream starts from one dense layer of the
+raw electron-nuclear features (DeepErwin's default starts from the raw features themselves, so
+its first layer's filters are linear in them).
 """
 
 from __future__ import annotations
@@ -58,13 +68,14 @@ class HybridEmbedding(nn.Module):
       ``[N, d_one]``, ``shared`` its spin means ``[c d_one]``, ``pair`` the spin means of the
       final pair stream ``[N, c d_two]`` (like FermiNetEmbedding).
 
-    Layer ``l``, with ``h_ij`` the pair stream and ``g_iI`` a per-(electron, nucleus) feature
-    vector computed once::
+    Layer ``l``, with ``h_ij`` the pair stream and ``g_iI`` the electron-nuclear stream (``g_iI =
+    act(A [r_i - R_I, |r_i - R_I|] + a)`` before the first layer)::
 
         m_i = sum_{j != i} (W^{s(i,j)}_l h_ij + b^s_l) * (V_l h_j)       (s: same/opposite spin)
         n_i = sum_I (U_l g_iI + c_l) * Y_l[Z_I]
         h_i <- h_i + act(EquivariantDense([h_i], spin means of h, [spin means of h_ij, m_i, n_i]))
         h_ij <- h_ij + act(W'^{s(i,j)}_l h_ij + b'^s_l)
+        g_iI <- g_iI + act(G_l g_iI + e_l)                                (not after the last layer)
     """
 
     n_up: int
@@ -96,4 +107,7 @@ class HybridEmbedding(nn.Module):
             new_one = act(EquivariantDense(d_one, name=f"one_{layer}")(h, shared, pair_inputs))
             new_two = act(SpinSplitPairDense(d_two, self.n_up, name=f"two_{layer}")(h_two))
             h_one, h_two = residual(new_one, h_one), residual(new_two, h_two)
+            if layer + 1 < len(self.hidden_dims):  # the electron-nuclear stream, as DeepErwin updates it
+                update = Dense(self.nuclear_width, name=f"nuclear_stream_{layer}")
+                en_hidden = residual(act(update(en_hidden)), en_hidden)
         return EmbeddingOutput(*symmetric_inputs(h_one, h_two, self.n_up))

@@ -7,10 +7,10 @@ Every Jastrow is called ``J(features, embedding) -> scalar`` on one configuratio
 Cusp Jastrows (functions of raw distances only, so translation, rotation and same-spin
 permutation invariant, and zero far apart):
 
-* :class:`ElectronElectronCuspJastrow`: ``J = sum_{i<j} -c_ij a^2 / (a + r_ij)`` with a learned
-  length ``a`` (one for parallel, one for antiparallel pairs). ``dJ/dr_ij`` at ``r_ij = 0`` is
-  ``c_ij``: ``1/2`` for opposite spins, ``1/4`` for equal spins, Kato's electron–electron
-  cusps, exactly, whatever ``a``.
+* :class:`ElectronElectronCuspJastrow`: ``J = sum_{i<j} -c_ij a^2 / (a + r_ij)`` with a length
+  ``a`` (one for parallel, one for antiparallel pairs; learned, or fixed as PauliNet's
+  short-ranged ``a = 0.1``). ``dJ/dr_ij`` at ``r_ij = 0`` is ``c_ij``: ``1/2`` for opposite
+  spins, ``1/4`` for equal spins, Kato's electron–electron cusps, exactly, whatever ``a``.
 * :class:`ElectronNuclearCuspJastrow`: ``J = sum_{i,I} Z_I a_I^2 / (a_I + r_iI)`` with a learned
   length ``a_I`` per nucleus; ``dJ/dr_iI`` at ``r_iI = 0`` is ``-Z_I``, Kato's
   electron–nuclear cusp, exactly. At a pseudo-nucleus (an effective core potential, finite at
@@ -37,6 +37,7 @@ from typing import Optional, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
 from qmczoo.layers.activations import activation
 from qmczoo.layers.curvature import Dense, fan_in_normal, tracked_parameter
@@ -54,27 +55,39 @@ class ElectronElectronCuspJastrow(nn.Module):
 
     Attributes:
       n_up: number of spin-up electrons (rows ``[:n_up]``).
+      length: the length ``a`` (bohr) at initialisation (default 1; PauliNet: 0.1, deepqmc's
+        ``cusp_alpha = 10``, a short-ranged term that leaves the rest to the neural Jastrow).
+      trainable: learn ``a`` (default True); False keeps it at ``length`` (no parameters).
 
-    Parameters: ``log_alpha_parallel``, ``log_alpha_anti`` (scalars, ``a = exp(.)``, init 0).
+    Parameters (trainable only): ``log_alpha_parallel``, ``log_alpha_anti`` (scalars,
+    ``a = exp(.)``, init ``log(length)``).
 
     Call: ``(features, embedding)`` (``embedding`` unused, may be ``None``). Uses
     ``features.ee_dist`` only. Returns a scalar.
     """
 
     n_up: int
+    length: float = 1.0
+    trainable: bool = True
 
     @nn.compact
     def __call__(self, features: ElectronFeatures, embedding: Optional[EmbeddingOutput] = None) -> jnp.ndarray:
+        if not self.length > 0:
+            raise ValueError(f"ElectronElectronCuspJastrow: length must be > 0, got {self.length}")
         dist = features.ee_dist[..., 0]
         n = dist.shape[0]
         spin = jnp.arange(n) < self.n_up
         same = spin[:, None] == spin[None, :]
         cusp = jnp.where(same, 0.25, 0.5)
-        # nonlinear parameters: tracked so that KFAC sees their per-walker derivatives
-        anchor = features.en_dist
-        log_alpha_parallel = tracked_parameter(self.param("log_alpha_parallel", nn.initializers.zeros, ()), anchor)
-        log_alpha_anti = tracked_parameter(self.param("log_alpha_anti", nn.initializers.zeros, ()), anchor)
-        alpha = jnp.where(same, jnp.exp(log_alpha_parallel), jnp.exp(log_alpha_anti))
+        if self.trainable:
+            # nonlinear parameters: tracked so that KFAC sees their per-walker derivatives
+            anchor = features.en_dist
+            start = nn.initializers.constant(float(np.log(self.length)))
+            log_alpha_parallel = tracked_parameter(self.param("log_alpha_parallel", start, ()), anchor)
+            log_alpha_anti = tracked_parameter(self.param("log_alpha_anti", start, ()), anchor)
+            alpha = jnp.where(same, jnp.exp(log_alpha_parallel), jnp.exp(log_alpha_anti))
+        else:
+            alpha = jnp.asarray(self.length, dist.dtype)
         return _upper_triangle_sum(-cusp * alpha**2 / (alpha + dist))
 
 

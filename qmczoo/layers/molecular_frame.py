@@ -7,72 +7,94 @@ expressing displacements in axes built from the nuclei alone:
 
 * origin ``c = sum_I Z_I R_I / sum_I Z_I`` (the centre of nuclear charge);
 * ``C = sum_I Z_I (R_I - c)(R_I - c)^T`` (a charge-weighted second moment, bohr² units), its
-  eigenvectors sorted by eigenvalue, largest first: the rows of ``axes``;
-* the sign of a unique axis ``e`` is fixed by the charge-weighted third moment
-  ``sum_I Z_I ((R_I - c) . e)^3``: ``e`` is turned so that it is positive.
+  eigenvectors sorted by eigenvalue, largest first: the rows of ``axes``.
 
-Both are rotation-covariant, so a displacement ``d`` expressed in these axes is invariant --
-*where the axes are defined*. Symmetric molecules make parts of the frame arbitrary, and the
-frame must then hand on only what does not depend on the arbitrary choice. A static
-:class:`FrameKind` (from :func:`frame_kind`, once per run) records which case each axis is in,
-and :func:`frame_coordinates` returns ``K`` smooth components, one per group of axes:
+Every rule below is a function of the (labelled) nuclear positions that turns with them, so the
+axes are *covariant*: rotating the nuclei by ``Q`` turns every axis by ``Q``, and a displacement
+expressed in the axes is exactly invariant under rotating the whole system, for every molecule
+(symmetric ones included). The frame is *signed* wherever the nuclei allow: ψ can then tell
+mirror images of the electrons apart and depend on every angle the molecule does not make
+arbitrary.
 
-========================  ====================================  =====================================
-group of axes             component                             what it costs
-========================  ====================================  =====================================
-unique axis, sign fixed   ``d . e``                             nothing
-by the third moment
-unique axis, sign fixed   ``d . e`` with ``e = e_a x e_b``      nothing (a proper, right-handed frame:
-by handedness                                                   invariant under rotations, not under
-                                                                reflections -- mirror images are told
-                                                                apart)
-unique axis, sign         ``(d . e)^2``                         cannot tell ``+e`` from ``-e``
-ambiguous
-degenerate pair ``a, b``  ``(d . e_a)^2 + (d . e_b)^2``         only the distance from the unique axis
-                          ``= |d|^2 - (d . e_u)^2``             remains (no angle around it)
-all three degenerate      ``|d|^2``                             only the distance from ``c``
-========================  ====================================  =====================================
+Signing and resolving the axes
+------------------------------
 
-Degeneracy: two eigenvalues are degenerate when ``|lambda_a - lambda_b| <= tol * max(lambda_max,
-1)`` (``tol = 1e-4``; bohr²). A sign is ambiguous when ``|third moment| <= tol * max(lambda_max,
-1)^(3/2)``. The kinds, by the grouping of the sorted axes:
+A static :class:`FrameKind` (from :func:`~qmczoo.layers.frame_kind.frame_kind`, once per run)
+records, per group of axes, the rule that fixes it:
 
-* **asymmetric** (three unique axes; any molecule without a threefold or higher axis). If two of
-  the axes have a sign fixed by their third moments and the third does not (a planar molecule
-  of symmetry Cs: the out-of-plane moment vanishes), the third is ``e_a x e_b`` (*handedness*),
-  so nothing is lost. H2O (C2v) has one signed axis (the C2 axis) and two squared ones: its
-  ground state is symmetric under the C2 rotation that flips both, but the squares also drop
-  the product ``(d . e_1)(d . e_2)``, which the C2 rotation keeps.
-* **prolate** (the largest axis unique, a degenerate pair below it): every linear molecule
-  (H2, LiH, CO2) and prolate symmetric tops. LiH: the bond axis is signed (Li and H differ),
-  nothing is lost besides the angle around the bond, which a Sigma ground state does not
-  depend on. H2 (homonuclear): the bond axis is squared, so ``+z`` and ``-z`` look alike; the
-  ground state is gerade, nothing is lost for it, but an ungerade state cannot come from these
-  features alone (distances to the nuclei still tell the two ends apart, and a network sees
-  those too).
-* **oblate** (a degenerate pair, the smallest axis unique): planar symmetric molecules (BF3,
-  benzene; unique axis squared, since the plane is a mirror) and oblate symmetric tops (NH3:
-  the C3 axis is signed).
-* **spherical** (all three degenerate): one atom, tetrahedral (CH4) and octahedral (SF6)
-  molecules; only ``|d|^2`` is left.
+=====================  ==========================================================  ==============================
+group                  rule (first that applies)                                   components
+=====================  ==========================================================  ==============================
+unique axis ``e``      ``moment``: the charge-weighted third moment                ``d . e``
+                       ``sum_I Z_I ((R_I - c) . e)^3`` is made positive
+                       ``handedness``: ``e = e_a x e_b`` from the two others       ``d . e``
+                       (when both are signed by their moments; when one is and
+                       a designated nucleus signs the other; when a resolved
+                       pair fixes the plane's orientation)
+                       ``nucleus``: a designated nucleus ``J`` is put on the       ``d . e``
+                       positive side, ``(R_J - c) . e > 0``
+                       ``none``: nothing fixes it (fallback)                       ``(d . e)^2``
+degenerate pair        ``nucleus``: ``e_a`` points to the projection of a          ``d . e_a``, ``d . e_b``
+``a, b`` (unique       designated nucleus ``J`` onto the plane, ``e_b = u x e_a``
+axis ``u``)            (``u`` signed), or, with ``u`` unsigned, ``e_b`` from a
+                       second nucleus ``K`` (Gram-Schmidt) and ``u = e_a x e_b``
+                       ``none``: no nucleus off the axis (every linear molecule)   ``|d|^2 - (d . u)^2``
+all three degenerate   ``nucleus``: ``e_0`` towards a designated nucleus ``J``,    ``d . e_0``, ``d . e_1``,
+                       ``e_1`` from a second ``K`` (Gram-Schmidt),                 ``d . e_2``
+                       ``e_2 = e_0 x e_1``
+                       ``none``: one atom (no nucleus off the centre)              ``|d|^2``
+=====================  ==========================================================  ==============================
 
-One kind serves a whole scan: :func:`frame_kind` takes, over all geometries of the run, the most
-degenerate and most ambiguous treatment that any of them needs, so one static ``K`` and one
-compiled function serve them all (a geometry less symmetric than the kind says loses the
-information the kind drops; nothing breaks).
+A designated nucleus is the one whose smallest distance from the axis (plane, centre) over the
+run's geometries is largest (the lowest index on ties), and must stay more than
+:data:`NUCLEUS_TOL` away from it in every geometry. Degeneracy: two eigenvalues are degenerate
+when ``|lambda_a - lambda_b| <= tol * max(lambda_max, 1)`` (``tol = 1e-4``; bohr²); a third
+moment fixes a sign when ``|moment| > tol * max(lambda_max, 1)^(3/2)``.
 
-Limitation -- eigenvalue crossings. Axes are ordered by their eigenvalues. If two eigenvalues
-cross inside a scan (a bond angle opening until the in-plane spreads swap), the sorted axes swap
-there and the frame jumps: a discontinuity of the wavefunction in ``R``. Likewise a third moment
-that changes sign flips an axis. :func:`frame_kind` warns (``warnings.warn``, a
-:class:`FrameWarning`) when the degeneracy or sign pattern differs between the geometries of a
-set, when a gap it treats as non-degenerate is small (the axes then turn quickly with ``R``),
-and when it finds, by aligning consecutive geometries (Kabsch), that two axes swapped or a
-signed axis flipped between them. In the last two cases it also *merges* the swapped axes into
-a degenerate group (whose component is continuous through the crossing) or drops the flipped
-sign, so the kind it returns is continuous over the set as given -- at the resolution of its
-samples (a crossing between two geometries that are far apart can be missed; pass geometries
-in scan order).
+**Linear molecules.** No nucleus lies off the axis, so nothing the nuclei offer can pick a
+direction in the perpendicular plane that turns with the molecule (a rotation about the axis
+leaves every nucleus in place but would have to turn that direction). The pair stays unresolved
+(the radial component ``rho^2``), and the frame hands on, for every pair of electrons, the
+pseudoscalar ``t_ij = u . ((r_i - c) x (r_j - c))`` (:func:`frame_chirality`; ``u`` signed) as an
+extra pair input. Together with ``rho_i``, ``rho_j`` and ``|rho_i - rho_j|`` it fixes the angle
+between the two electrons about the axis *with its sense*: ψ depends on the electrons' relative
+angles about the axis and changes under a reflection through a plane containing the axis, so
+Σ⁻ states (O2's ³Σg⁻ ground state) are within reach. It cannot depend on the absolute angle:
+an exactly rotation-invariant ψ of a linear molecule is invariant under rotating the electrons
+about the axis (Λ = 0: Σ states only; Π and Δ states are out of reach). PESNet's reference
+(n-gao/pesnet, ``find_axes``) instead takes whatever pair of perpendicular axes ``eigh``
+returns, which allows any Λ but does not turn with the molecule.
+
+**Atoms.** One nucleus has no frame: only ``|d|^2`` is left, and ψ is invariant under every
+rotation *and inversion* of the electrons about the nucleus (an even ``L = 0`` state, ``S^e``).
+
+What it costs: symmetric molecules
+----------------------------------
+
+Where the moments leave a sign or a pair open (H2, H2O, NH3, BF3, CH4 ...), the frame designates
+a nucleus, which tells identical nuclei apart. Rotating the whole system is still an exact
+invariance, but *relabelling* identical nuclei that the designation tells apart is not: for a
+symmetric geometry, swapping them gives the same nuclei turned by a symmetry rotation ``g`` of
+the molecule, and ``psi(r; P R) = psi(g^-1 r; R)``, which differs from ``psi(r; R)`` unless the
+network learns the symmetry. That is the price of a covariant, signed frame; it cannot be
+avoided (a frame invariant under the relabelling makes ψ invariant under every proper symmetry
+rotation of the molecule: for a homonuclear diatomic, even under the perpendicular C2, which
+excludes Σg⁻ and Σu⁺). PESNet's reference has the same property. ``designate=False`` (the
+``pesnet`` option ``frame: symmetric``) keeps the old behaviour instead: no designated nuclei,
+exact invariance under permuting identical nuclei, and ψ restricted to states invariant under
+the molecule's proper symmetry rotations. With ``designate=True`` the invariance under
+permuting identical nuclei still holds exactly for every frame kind that designates no nucleus
+(:attr:`FrameKind.designated` empty), e.g. for every geometry whose moments fix two axes; a
+nucleus is designated only where the moments leave an axis open, which, but for accidents,
+happens only for symmetric geometries.
+
+Scans
+-----
+
+One kind serves a whole scan: :func:`qmczoo.layers.frame_kind.frame_kind` takes, over all
+geometries of the run, the most degenerate treatment any of them needs and the designated nuclei
+that stay valid in all of them, so one static ``K`` and one compiled function serve them all
+(that module says how it handles eigenvalue crossings and flips).
 
 No gradient with respect to ``R`` is needed (the trainer does not differentiate by ``R``);
 ``eigh``'s derivative is undefined at degenerate eigenvalues, so do not ask for one there.
@@ -81,10 +103,8 @@ No gradient with respect to ``R`` is needed (the trainer does not differentiate 
 from __future__ import annotations
 
 import dataclasses
-import warnings
 
 import jax.numpy as jnp
-import numpy as np
 
 DEFAULT_TOL = 1e-4
 """Relative tolerance for degenerate eigenvalues and vanishing third moments (see the module docstring)."""
@@ -92,8 +112,11 @@ DEFAULT_TOL = 1e-4
 NEAR_DEGENERATE = 1e-2
 """A non-degenerate relative gap below this gets a warning: the axes turn quickly with ``R``."""
 
-SIGNS = ("moment", "handedness", "none")
-"""How a unique axis's sign is fixed: its third moment, the cross product of the other two, not at all."""
+NUCLEUS_TOL = 1e-3
+"""Bohr: a designated nucleus stays at least this far from its axis, plane or centre in every geometry."""
+
+SIGNS = ("moment", "handedness", "nucleus", "none")
+"""How a group is fixed: third moment, cross product of the other two axes, designated nuclei, not at all."""
 
 
 class FrameWarning(UserWarning):
@@ -108,25 +131,51 @@ class FrameKind:
       groups: the sorted axes (0 = largest eigenvalue) grouped into unique axes ``(k,)``,
         degenerate pairs ``(a, a + 1)`` and the spherical group ``(0, 1, 2)``; contiguous and in
         order, covering ``0, 1, 2``.
-      signs: per group, how a unique axis's sign is fixed (one of :data:`SIGNS`); ``"none"`` for
-        pairs and the spherical group.
+      signs: per group, the rule that fixes it (one of :data:`SIGNS`; see the module docstring).
+        A degenerate group is ``"nucleus"`` (resolved into signed axes) or ``"none"``.
+      nuclei: per group, the designated nuclei of a ``"nucleus"`` rule: ``(J,)`` for a unique
+        axis, ``(J,)`` or ``(J, K)`` for a pair (``(J, K)`` when its unique axis is signed by
+        handedness), ``(J, K)`` for the spherical group; ``()`` otherwise. Default: no nuclei.
 
-    ``K = n_components = len(groups)``: asymmetric 3, prolate 2, oblate 2, spherical 1.
+    ``K = n_components``: 3 for a fully signed frame, fewer for unresolved groups.
     """
 
     groups: tuple[tuple[int, ...], ...]
     signs: tuple[str, ...]
+    nuclei: tuple[tuple[int, ...], ...] | None = None
 
     def __post_init__(self):
+        if self.nuclei is None:
+            object.__setattr__(self, "nuclei", tuple(() for _ in self.groups))
+        object.__setattr__(self, "nuclei", tuple(tuple(int(j) for j in n) for n in self.nuclei))
         flat = tuple(k for g in self.groups for k in g)
         if flat != (0, 1, 2) or any(tuple(range(g[0], g[0] + len(g))) != g for g in self.groups):
             raise ValueError(f"groups must split (0, 1, 2) into contiguous runs, got {self.groups}")
         if len(self.signs) != len(self.groups) or any(s not in SIGNS for s in self.signs):
             raise ValueError(f"signs must give one of {SIGNS} per group, got {self.signs}")
-        if any(len(g) > 1 and s != "none" for g, s in zip(self.groups, self.signs)):
-            raise ValueError("a degenerate group has no sign")
-        if "handedness" in self.signs and self.signs.count("moment") != 2:
-            raise ValueError("a handedness sign needs the two other axes signed by their moments")
+        if len(self.nuclei) != len(self.groups):
+            raise ValueError(f"nuclei must give a tuple per group, got {self.nuclei}")
+        for g, s, n in zip(self.groups, self.signs, self.nuclei):
+            if len(g) > 1 and s not in ("nucleus", "none"):
+                raise ValueError("a degenerate group is resolved by nuclei ('nucleus') or not at all ('none')")
+            wanted = {1: (1,), 2: (1, 2), 3: (2,)}[len(g)] if s == "nucleus" else (0,)
+            if len(n) not in wanted or len(set(n)) != len(n):
+                raise ValueError(f"group {g} with rule {s!r} takes {' or '.join(map(str, wanted))} distinct "
+                                 f"nuclei, got {n}")
+        by_axis = {g[0]: s for g, s in zip(self.groups, self.signs) if len(g) == 1}
+        for g, s, n in zip(self.groups, self.signs, self.nuclei):
+            if len(g) == 2 and s == "nucleus":
+                u = by_axis[3 - sum(g)]
+                if (len(n) == 1) != (u in ("moment", "nucleus")):
+                    raise ValueError("a pair resolved by one nucleus needs its unique axis signed by a moment or a "
+                                     "nucleus; by two nuclei, its unique axis signed by handedness")
+        pair_by_two = any(len(g) == 2 and s == "nucleus" and len(n) == 2
+                          for g, s, n in zip(self.groups, self.signs, self.nuclei))
+        for k, s in by_axis.items():
+            others = [by_axis.get(j) for j in range(3) if j != k]
+            if s == "handedness" and not (pair_by_two or all(o in ("moment", "nucleus") for o in others)):
+                raise ValueError("a handedness sign needs the two other axes signed by moments or nuclei, or a "
+                                 "pair resolved by two nuclei")
 
     @property
     def name(self) -> str:
@@ -135,159 +184,92 @@ class FrameKind:
         return {(1, 1, 1): "asymmetric", (1, 2): "prolate", (2, 1): "oblate", (3,): "spherical"}[sizes]
 
     @property
-    def n_components(self) -> int:
-        """``K``, the number of components :func:`frame_coordinates` returns."""
-        return len(self.groups)
-
-    @property
     def components(self) -> tuple[str, ...]:
-        """What each component is, e.g. ``("d.e0", "(d.e1)^2", "(d.e1)^2+(d.e2)^2", "|d|^2")``."""
+        """What each component is, e.g. ``("d.e0", "(d.e1)^2+(d.e2)^2")``."""
         out = []
         for g, s in zip(self.groups, self.signs):
-            if len(g) == 3:
+            if s == "nucleus" or (len(g) == 1 and s != "none"):
+                out += [f"d.e{k}" for k in g]
+            elif len(g) == 3:
                 out.append("|d|^2")
             elif len(g) == 2:
                 out.append(f"(d.e{g[0]})^2+(d.e{g[1]})^2")
             else:
-                out.append(f"d.e{g[0]}" if s != "none" else f"(d.e{g[0]})^2")
+                out.append(f"(d.e{g[0]})^2")
         return tuple(out)
 
+    @property
+    def n_components(self) -> int:
+        """``K``, the number of components :func:`frame_coordinates` returns."""
+        return len(self.components)
 
-# ----------------------------------------------------------------------------- numpy analysis
+    @property
+    def chiral_axis(self) -> int | None:
+        """The signed unique axis of an unresolved pair (a linear molecule's axis), whose
+        pseudoscalar :func:`frame_chirality` hands on; ``None`` when there is none."""
+        by_axis = {g[0]: s for g, s in zip(self.groups, self.signs) if len(g) == 1}
+        for g, s in zip(self.groups, self.signs):
+            if len(g) == 2 and s == "none" and by_axis[3 - sum(g)] != "none":
+                return 3 - sum(g)
+        return None
 
+    @property
+    def n_chirality(self) -> int:
+        """Number of pair components of :func:`frame_chirality` (0 or 1)."""
+        return int(self.chiral_axis is not None)
 
-def _frame_np(R: np.ndarray, Z: np.ndarray):
-    """``(origin, eigenvalues (descending), axes rows, third moments)`` of one geometry."""
-    c = Z @ R / Z.sum()
-    X = R - c
-    lam, V = np.linalg.eigh((X.T * Z) @ X)
-    lam, axes = lam[::-1], V[:, ::-1].T
-    moments = np.einsum("i,ik->k", Z, (X @ axes.T) ** 3)
-    axes = axes * np.where(moments >= 0, 1.0, -1.0)[:, None]
-    return c, lam, axes, np.abs(moments)
-
-
-def _kabsch(P: np.ndarray, Q: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """The proper rotation ``U`` minimising ``sum_I w_I |U q_I - p_I|^2`` (``P``, ``Q`` centred)."""
-    H = (Q.T * w) @ P
-    u, _, vt = np.linalg.svd(H)
-    dfix = np.sign(np.linalg.det(vt.T @ u.T)) or 1.0
-    return vt.T @ np.diag([1.0, 1.0, dfix]) @ u.T
-
-
-def _groups_from_gaps(deg01: bool, deg12: bool) -> tuple[tuple[int, ...], ...]:
-    if deg01 and deg12:
-        return ((0, 1, 2),)
-    if deg01:
-        return ((0, 1), (2,))
-    if deg12:
-        return ((0,), (1, 2))
-    return ((0,), (1,), (2,))
+    @property
+    def designated(self) -> tuple[int, ...]:
+        """The designated nuclei (sorted): relabelling one of them may change ψ (module docstring)."""
+        return tuple(sorted({j for n in self.nuclei for j in n}))
 
 
-def frame_kind(geometries, charges, tol: float = DEFAULT_TOL) -> FrameKind:
-    """The static frame kind that serves every geometry of a run (see the module docstring).
-
-    Args:
-      geometries: nuclear positions ``[G, M, 3]`` (or one geometry ``[M, 3]``), bohr; for a scan,
-        in scan order (consecutive geometries are compared to catch eigenvalue crossings).
-      charges: nuclear charges ``[M]``.
-      tol: relative tolerance for degenerate eigenvalues and vanishing third moments.
-
-    Returns:
-      The most degenerate and most sign-ambiguous :class:`FrameKind` any geometry needs, with
-      axes that swap or flip between consecutive geometries merged or left unsigned. Warns
-      (:class:`FrameWarning`) when the pattern differs between geometries, when a gap treated
-      as non-degenerate is small, and when it merged or unsigned axes because of a crossing.
-    """
-    geoms = np.asarray(geometries, dtype=np.float64)
-    if geoms.ndim == 2:
-        geoms = geoms[None]
-    Z = np.asarray(charges, dtype=np.float64).reshape(-1)
-    if geoms.ndim != 3 or geoms.shape[-1] != 3 or geoms.shape[1] != Z.size or geoms.shape[0] == 0:
-        raise ValueError(f"geometries must be [G, M, 3] with M = {Z.size} charges, got shape {geoms.shape}")
-    if np.any(Z <= 0):
-        raise ValueError(f"charges must be positive, got {Z.tolist()}")
-
-    frames = [_frame_np(R, Z) for R in geoms]
-    deg01, deg12, signed, patterns = np.zeros(len(geoms), bool), np.zeros(len(geoms), bool), [], []
-    near = []
-    for g, (_, lam, _, moments) in enumerate(frames):
-        scale = max(lam[0], 1.0)
-        gaps = np.array([lam[0] - lam[1], lam[1] - lam[2]]) / scale
-        deg01[g], deg12[g] = gaps <= tol
-        groups = _groups_from_gaps(deg01[g], deg12[g])
-        s = moments > tol * scale**1.5
-        signed.append(s)
-        patterns.append((groups, tuple(bool(s[grp[0]]) for grp in groups if len(grp) == 1)))
-        near += [(g, k) for k in range(2) if tol < gaps[k] < NEAR_DEGENERATE]
-    merge = [bool(deg01.any()), bool(deg12.any())]
-    sign_ok = np.all(np.stack(signed), axis=0)  # per sorted axis: a definite moment in every geometry
-
-    if len(set(patterns)) > 1:
-        kinds = sorted({_describe(p) for p in patterns})
-        warnings.warn(f"the geometries' frames differ in symmetry ({'; '.join(kinds)}): all get the most degenerate "
-                      "and sign-ambiguous treatment, and the less symmetric ones lose what it drops", FrameWarning,
-                      stacklevel=2)
-    if near:
-        g, k = near[0]
-        warnings.warn(f"eigenvalues {k} and {k + 1} of the nuclear second moment are nearly degenerate (relative "
-                      f"gap below {NEAR_DEGENERATE:g}) in {len(near)} case(s), first in geometry {g}: the frame axes "
-                      "turn quickly with R there and may swap nearby", FrameWarning, stacklevel=2)
-
-    # consecutive geometries, aligned: axes that swapped (an eigenvalue crossing) are merged into
-    # one degenerate group, signed axes that flipped (a third moment changing sign) lose the sign
-    flipped = np.zeros(3, bool)
-    crossed = []
-    for g in range(1, len(geoms)):
-        (c0, _, a0, _), (c1, _, a1, _) = frames[g - 1], frames[g]
-        U = _kabsch(geoms[g - 1] - c0, geoms[g] - c1, Z)
-        overlap = a0 @ (a1 @ U.T).T  # [k, j] = e_k(g-1) . U e_j(g)
-        while True:
-            groups = _groups_from_gaps(*merge)
-            changed = False
-            for i, grp in enumerate(groups):
-                weight = np.zeros(len(groups))
-                for j, other in enumerate(groups):
-                    weight[j] = np.sum(overlap[np.ix_(grp, other)] ** 2) / len(grp)
-                best = int(np.argmax(weight))
-                if best != i and weight[best] > weight[i]:
-                    lo, hi = sorted((min(grp + groups[best]), max(grp + groups[best])))
-                    for gap in range(lo, hi):
-                        if not merge[gap]:
-                            merge[gap] = changed = True
-                    crossed.append(g)
-            if not changed:
-                break
-        for grp in groups:
-            if len(grp) == 1 and overlap[grp[0], grp[0]] < 0:
-                flipped[grp[0]] = True
-    if crossed:
-        warnings.warn(f"the ordering of the frame axes changes between geometries {crossed[0] - 1} and {crossed[0]} "
-                      "(an eigenvalue crossing: the frame would jump there); the swapped axes are treated as one "
-                      "degenerate group", FrameWarning, stacklevel=2)
-    if np.any(flipped & sign_ok):
-        k = int(np.argmax(flipped & sign_ok))
-        warnings.warn(f"the third moment along frame axis {k} changes sign within the set (the axis would flip): "
-                      "its sign is treated as ambiguous", FrameWarning, stacklevel=2)
-    sign_ok = sign_ok & ~flipped
-
-    groups = _groups_from_gaps(*merge)
-    signs = [("moment" if sign_ok[grp[0]] else "none") if len(grp) == 1 else "none" for grp in groups]
-    if len(groups) == 3 and signs.count("moment") == 2:
-        signs[signs.index("none")] = "handedness"
-    return FrameKind(groups=groups, signs=tuple(signs))
+# ----------------------------------------------------------------------------- the frame (numpy or jax)
 
 
-def _describe(pattern) -> str:
-    """``"asymmetric, signed: e0, e1"`` for a (groups, signed unique axes) pattern."""
-    groups, signed = pattern
-    name = FrameKind(groups=groups, signs=tuple("none" for _ in groups)).name
-    axes = [f"e{g[0]}" for g, s in zip((g for g in groups if len(g) == 1), signed) if s]
-    return f"{name}, signed: {', '.join(axes) or 'none'}"
+def _unit(v, xp):
+    return v / xp.sqrt(xp.sum(v * v))
 
 
-# ----------------------------------------------------------------------------- jax frame
+def _frame(R, charges, kind: FrameKind, xp):
+    """``(origin [3], axes [3, 3])`` of one geometry under ``kind``, with ``xp`` numpy or jax.numpy."""
+    Z = xp.asarray(charges, dtype=R.dtype)
+    origin = Z @ R / xp.sum(Z)
+    X = R - origin
+    _, V = xp.linalg.eigh((X.T * Z) @ X)
+    rows = [V[:, 2 - k] for k in range(3)]  # largest eigenvalue first
+
+    def flip(v, s):
+        return v * xp.where(s >= 0, 1.0, -1.0).astype(R.dtype)
+
+    for g, s, n in zip(kind.groups, kind.signs, kind.nuclei):
+        if len(g) == 1 and s == "moment":
+            rows[g[0]] = flip(rows[g[0]], xp.sum(Z * (X @ rows[g[0]]) ** 3))
+        elif len(g) == 1 and s == "nucleus":
+            rows[g[0]] = flip(rows[g[0]], X[n[0]] @ rows[g[0]])
+    for g, s, n in zip(kind.groups, kind.signs, kind.nuclei):
+        if s != "nucleus" or len(g) == 1:
+            continue
+        if len(g) == 2:  # e_a towards nucleus J's projection on the plane; e_b = u x e_a, or from nucleus K
+            a, b = g
+            u = rows[3 - a - b]
+            e_a = _unit(X[n[0]] - (X[n[0]] @ u) * u, xp)
+            if len(n) == 1:
+                e_b = xp.cross(u, e_a)  # (u, a, b) is cyclic: a right-handed frame
+            else:
+                w = X[n[1]] - (X[n[1]] @ u) * u
+                e_b = _unit(w - (w @ e_a) * e_a, xp)
+            rows[a], rows[b] = e_a, e_b
+        else:  # e_0 towards nucleus J, e_1 from nucleus K, e_2 = e_0 x e_1
+            e0 = _unit(X[n[0]], xp)
+            w = X[n[1]] - (X[n[1]] @ e0) * e0
+            rows[0], rows[1] = e0, _unit(w, xp)
+            rows[2] = xp.cross(rows[0], rows[1])
+    for g, s in zip(kind.groups, kind.signs):
+        if len(g) == 1 and s == "handedness":  # e_k = e_{k+1} x e_{k+2} (cyclic): a right-handed frame
+            k = g[0]
+            rows[k] = xp.cross(rows[(k + 1) % 3], rows[(k + 2) % 3])
+    return origin, xp.stack(rows)
 
 
 def molecular_frame(R: jnp.ndarray, charges, kind: FrameKind) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -296,51 +278,54 @@ def molecular_frame(R: jnp.ndarray, charges, kind: FrameKind) -> tuple[jnp.ndarr
     Args:
       R: nuclear positions ``[M, 3]``.
       charges: nuclear charges ``[M]`` (a tuple, or an array, also a traced one).
-      kind: from :func:`frame_kind` for the run's geometries.
+      kind: from :func:`~qmczoo.layers.frame_kind.frame_kind` for the run's geometries.
 
     Returns:
-      The centre of nuclear charge and the eigenvectors of the charge-weighted second moment,
-      largest eigenvalue first, each unique axis turned as ``kind`` says (third moment positive,
-      or ``e_a x e_b`` for a handedness axis; left as ``eigh`` returns it for an ambiguous sign);
-      the axes within a degenerate group are an arbitrary orthonormal basis of it, which
-      :func:`frame_coordinates` does not depend on.
+      The centre of nuclear charge and the axes: the eigenvectors of the charge-weighted second
+      moment, largest eigenvalue first, each signed or resolved as ``kind`` says (module
+      docstring). An unsigned axis is left as ``eigh`` returns it, and the axes of an unresolved
+      degenerate group are an arbitrary orthonormal basis of it; :func:`frame_coordinates` does
+      not depend on either choice.
     """
-    Z = jnp.asarray(charges, dtype=R.dtype)
-    origin = Z @ R / jnp.sum(Z)
-    X = R - origin
-    _, V = jnp.linalg.eigh((X.T * Z) @ X)
-    axes = V[:, ::-1].T
-    for grp, sign in zip(kind.groups, kind.signs):
-        if sign == "moment":
-            k = grp[0]
-            moment = jnp.sum(Z * (X @ axes[k]) ** 3)
-            axes = axes.at[k].multiply(jnp.where(moment >= 0, 1.0, -1.0).astype(R.dtype))
-    for grp, sign in zip(kind.groups, kind.signs):
-        if sign == "handedness":  # e_k = e_{k+1} x e_{k+2} (cyclic): a right-handed frame
-            k = grp[0]
-            axes = axes.at[k].set(jnp.cross(axes[(k + 1) % 3], axes[(k + 2) % 3]))
-    return origin, axes
+    return _frame(jnp.asarray(R), charges, kind, jnp)
 
 
 def frame_coordinates(d: jnp.ndarray, axes: jnp.ndarray, kind: FrameKind) -> jnp.ndarray:
     """Displacements ``d`` ``[..., 3]`` in the frame, invariant to exactly what ``kind`` leaves open.
 
-    Returns ``[..., K]`` (``K = kind.n_components``), one component per group of
-    ``kind.groups``: ``d . e`` for a signed unique axis, ``(d . e)^2`` for a sign-ambiguous one,
-    ``(d . e_a)^2 + (d . e_b)^2`` for a degenerate pair (computed as ``|d|^2 - (d . e_u)^2``,
-    which needs only the well-defined unique axis), ``|d|^2`` for the spherical group. All are
+    Returns ``[..., K]`` (``K = kind.n_components``), per group of ``kind.groups``: ``d . e`` for
+    each signed or resolved axis, ``(d . e)^2`` for a sign-ambiguous unique axis, ``(d . e_a)^2 +
+    (d . e_b)^2`` for an unresolved pair (computed as ``|d|^2 - (d . e_u)^2``, which needs only
+    the well-defined unique axis), ``|d|^2`` for an unresolved spherical group. All are
     polynomials in ``d``, smooth everywhere.
     """
     proj = jnp.einsum("...i,ki->...k", d, axes)
     norm2 = jnp.sum(jnp.square(d), axis=-1)
     out = []
     for grp, sign in zip(kind.groups, kind.signs):
-        if len(grp) == 3:
+        if sign == "nucleus" or (len(grp) == 1 and sign != "none"):
+            out += [proj[..., k] for k in grp]
+        elif len(grp) == 3:
             out.append(norm2)
         elif len(grp) == 2:
-            (u,) = (k for k in range(3) if k not in grp)
-            out.append(norm2 - jnp.square(proj[..., u]))
+            out.append(norm2 - jnp.square(proj[..., 3 - sum(grp)]))
         else:
-            x = proj[..., grp[0]]
-            out.append(x if sign != "none" else jnp.square(x))
+            out.append(jnp.square(proj[..., grp[0]]))
     return jnp.stack(out, axis=-1)
+
+
+def frame_chirality(x: jnp.ndarray, axes: jnp.ndarray, kind: FrameKind) -> jnp.ndarray:
+    """The pair pseudoscalar of an unresolved pair: ``[N, N, P]``, ``P = kind.n_chirality``.
+
+    ``t_ij = u . (x_i x x_j)`` with ``x`` ``[N, 3]`` the electron positions relative to the
+    frame's origin (or any point on the axis; only the components perpendicular to ``u`` enter)
+    and ``u`` the signed unique axis of the unresolved pair (``kind.chiral_axis``). Invariant
+    under rotations of the whole system (and of the electrons about ``u``), antisymmetric in
+    ``i, j``; it changes sign under a reflection of the electrons through a plane containing
+    ``u``. ``P = 0`` (an empty last axis) when ``kind`` has no such pair.
+    """
+    k = kind.chiral_axis
+    if k is None:
+        return jnp.zeros((x.shape[0], x.shape[0], 0), x.dtype)
+    w = jnp.cross(x, axes[k])  # x_j x u
+    return (x @ w.T)[..., None]  # x_i . (x_j x u) = u . (x_i x x_j)

@@ -18,7 +18,10 @@ orbital).
 * :class:`PairOrbitals` (orbitals slot): ``phi_k(a, b) = [g_k(u_a, u_b, d_ab) - g_k(u_b, u_a,
   d_ba)] env_k(a) env_k(b)`` with ``g`` an MLP of :class:`~qmczoo.layers.curvature.Dense`
   layers over per-electron vectors ``u`` from the embedding and (``pair_inputs``) raw pair
-  inputs ``d_ab = (r_a - r_b, |r_a - r_b|)``; ``chi_k(a) = (linear head of u_a) env'_k(a)``.
+  inputs ``d_ab = (r_a - r_b, |r_a - r_b|)``; ``chi_k(a) = exp(linear head of u_a) env'_k(a)``,
+  positive wherever the envelope is (everywhere at the start, where its weights are ones): the
+  one-electron factor adds no nodes (a signed linear head put the minority sign on about a
+  fifth of the electrons of Li and Be at initialisation, each sign change a node of psi).
   With a raw-features embedding (``u_a`` a function of ``x_a`` alone) this is DeepWF (J. Han,
   L. Zhang, W. E, J. Comput. Phys. 399, 108929, 2019); with a learned equivariant embedding it
   is the pair-product ansatz of T. Pang, S. Yan, M. Lin (arXiv:2205.13205).
@@ -135,7 +138,8 @@ class PairOrbitals(nn.Module):
       use_pair: append the embedding's ``pair`` rows to ``u`` (if present).
       activation: of ``g``'s hidden layers, "tanh" (default), "silu" or "softplus".
 
-    Parameters per spin channel (``up``/``down``): ``chi_{spin}`` (linear head of ``u``),
+    Parameters per spin channel (``up``/``down``): ``chi_{spin}`` (linear head of ``u``, the log of
+    ``chi`` without its envelope),
     ``pair_{spin}`` (``g``, only for ``n_s >= 2``), ``chi_envelope_{spin}``,
     ``pair_envelope_{spin}``; all Dense layers or envelope parameters, so every one has a KFAC
     block.
@@ -174,12 +178,12 @@ class PairOrbitals(nn.Module):
             if self.use_pair and embedding.pair is not None:
                 u = jnp.concatenate([u, embedding.pair[lo:hi]], axis=-1)
             en_disp, en_dist = features.en_disp[lo:hi], features.en_dist[lo:hi]
-            # one-electron factor chi_k(x_i): a linear head times an envelope, [ns, K]
+            # one-electron factor chi_k(x_i) = exp(linear head) * envelope, [ns, K]: no sign of its own
             fan_in = u.shape[-1] + (0 if shared is None else shared.shape[-1])
-            chi = Dense(k, fan_in=fan_in, name=f"chi_{spin}")(u)
+            log_chi = Dense(k, fan_in=fan_in, name=f"chi_{spin}")(u)
             if shared is not None:
-                chi = chi + Dense(k, use_bias=False, fan_in=fan_in, name=f"chi_{spin}_shared")(shared)[None, :]
-            chi = chi * envelope(f"chi_envelope_{spin}")(en_disp, en_dist)
+                log_chi = log_chi + Dense(k, use_bias=False, fan_in=fan_in, name=f"chi_{spin}_shared")(shared)[None, :]
+            chi = jnp.exp(log_chi) * envelope(f"chi_envelope_{spin}")(en_disp, en_dist)
             block = jnp.transpose(chi)[:, :, None] * jnp.eye(ns, dtype=chi.dtype)  # [K, ns, ns]
             if ns >= 2:
                 d = None

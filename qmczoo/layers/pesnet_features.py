@@ -4,9 +4,9 @@ The features-slot filler ``pesnet_features`` (Gao & Günnemann, ICLR 2022) diffe
 FermiNet's in two ways, both needed for one network over many geometries:
 
 * displacements are expressed in the molecular frame of :mod:`qmczoo.layers.molecular_frame`
-  (its ``frame_coordinates``: signed, squared or in-plane components, as the frame's
-  degeneracies allow), so the features are invariant to rotating and translating the
-  molecule with its electrons;
+  (its ``frame_coordinates``: signed components wherever the nuclei fix the axes, squared or
+  radial ones where they cannot), so the features are invariant to rotating and translating
+  the molecule with its electrons but not to reflecting the electrons alone;
 * the one-electron input is a sum over nuclei, ``one_i = sum_I tanh(x_iI @ W_I + b_I)``, with
   ``x_iI`` the frame coordinates of ``r_i - R_I`` and ``|r_i - R_I|``. ``W_I`` and ``b_I`` are
   per-nucleus geometry values (:mod:`qmczoo.layers.geometry_params`): under a geometry
@@ -15,8 +15,12 @@ FermiNet's in two ways, both needed for one network over many geometries:
   own the layer has one registered dense map per nucleus instead. Under an encoder, a global
   geometry value shifts ``one`` as a whole (from the encoder's global vector).
 
-The pair input is ``[frame coordinates of r_i - r_j, |r_i - r_j|]`` ``[N, N, K + 1]``. Raw
-displacements and distances are handed on unchanged for envelopes and Jastrows.
+The pair input is ``[frame coordinates of r_i - r_j, |r_i - r_j|, t_ij]`` ``[N, N, K + 1 + P]``,
+where ``t_ij = u . ((r_i - c) x (r_j - c))`` (``P = 1``) is the pseudoscalar that a linear
+molecule's frame hands on instead of the angle about its axis (``frame_chirality``; ``P = 0``
+for other frames): with it ψ is not forced to be symmetric under reflections through a plane
+containing the axis (Σ⁻ states). Raw displacements and distances are handed on unchanged for
+envelopes and Jastrows.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import jax.numpy as jnp
 from qmczoo.layers.curvature import Dense, fan_in_normal
 from qmczoo.layers.features import electron_electron, electron_nuclear, log_rescale
 from qmczoo.layers.geometry_params import geometry_value
-from qmczoo.layers.molecular_frame import FrameKind, frame_coordinates, molecular_frame
+from qmczoo.layers.molecular_frame import FrameKind, frame_chirality, frame_coordinates, molecular_frame
 from qmczoo.layers.slots import ElectronFeatures
 
 SPHERICAL = FrameKind(groups=((0, 1, 2),), signs=("none",))
@@ -35,7 +39,7 @@ SPHERICAL = FrameKind(groups=((0, 1, 2),), signs=("none",))
 
 class PESNetFeatures(nn.Module):
     """Features in the molecular frame (module docstring). ``(r [N,3], R [M,3]) -> ElectronFeatures``
-    with ``one`` ``[N, width]`` and ``two`` ``[N, N, K + 1]``.
+    with ``one`` ``[N, width]`` and ``two`` ``[N, N, K + 1 + P]``.
 
     Attributes:
       charges: nuclear charges ``[M]`` (the frame is charge-weighted).
@@ -43,7 +47,8 @@ class PESNetFeatures(nn.Module):
         handed over by the model); ``None``: the spherical kind (``|d|^2`` only), which is
         invariant for any molecule.
       width: width of the one-electron input.
-      rescale: log-rescale displacements and distances before the frame projection.
+      rescale: log-rescale displacements and distances (and the positions entering ``t_ij``)
+        before the frame projection.
     """
 
     charges: tuple
@@ -54,13 +59,17 @@ class PESNetFeatures(nn.Module):
     @nn.compact
     def __call__(self, r: jnp.ndarray, R: jnp.ndarray) -> ElectronFeatures:
         kind = self.frame if self.frame is not None else SPHERICAL
-        _, axes = molecular_frame(R, self.charges, kind)
+        origin, axes = molecular_frame(R, self.charges, kind)
         en_disp, en_dist = electron_nuclear(r, R)
         ee_disp, ee_dist = electron_electron(r)
         d1, r1 = (log_rescale(en_disp, en_dist) if self.rescale else (en_disp, en_dist))
         d2, r2 = (log_rescale(ee_disp, ee_dist) if self.rescale else (ee_disp, ee_dist))
         x = jnp.concatenate([frame_coordinates(d1, axes, kind), r1], axis=-1)  # [N, M, K+1]
-        two = jnp.concatenate([frame_coordinates(d2, axes, kind), r2], axis=-1)  # [N, N, K+1]
+        pos = r - origin  # positions from the centre of nuclear charge, for the pseudoscalar t_ij
+        if self.rescale:
+            pos, _ = log_rescale(pos, jnp.linalg.norm(pos, axis=-1, keepdims=True))
+        two = jnp.concatenate([frame_coordinates(d2, axes, kind), r2, frame_chirality(pos, axes, kind)],
+                              axis=-1)  # [N, N, K+1+P]
         m, k = x.shape[1], x.shape[2]
         kernel_init = fan_in_normal(k)
         kernel = geometry_value(self, "nuclear_kernel", (m, k, self.width), kernel_init, per_nucleus=True)

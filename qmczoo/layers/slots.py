@@ -21,14 +21,18 @@ orbitals                ``m(embedding, features) -> blocks``    ``n_up, n_down, 
                                                                envelope_initial``
 envelope                ``m(en_disp [N,M,3], en_dist [N,M,1]) -> [N,K]``  ``orbitals, charges,
                                                                initial``
-baseline                ``m(features) -> (up [n_up,n_up], down [n_down,n_down])``
+baseline                ``m(features[, R]) -> (up [n_up,P_up], down [n_down,P_down])``
                                                                ``hartree_fock, n_up, n_down``
-backflow                ``m(h [n,D], phi [n,P]) -> [K,n,P]``    ``determinants, n_up``
-antisymmetrizer         ``m(blocks) -> (sign, log|psi|)``       ``determinants``
+backflow                ``m(h [n,D], phi [n,P] | [K,n,P]) -> [K,n,P]``  ``determinants, n_up``
+antisymmetrizer         ``m(blocks) -> (sign, log|psi|)``       ``determinants, initial_weights``
 jastrow                 ``m(features, embedding) -> scalar``    ``n_up, n_down, charges,
                                                                cusp_charges``
 geometry_encoder        ``m(R [M,3]) -> NuclearEmbedding``      ``charges``
 ======================  =====================================  ===================================
+
+A baseline returns the ``P`` orbitals its reference's determinants draw from (``P = n`` for a
+Hartree–Fock determinant); the model picks each determinant's columns and may hand the backflow
+one block per determinant ``[K, n, P]``. ``initial_weights`` are the reference's CI coefficients.
 
 A geometry encoder (PESNet) sees the nuclei only: its :class:`NuclearEmbedding` holds a vector
 per nucleus ``[M, D]`` (equivariant under permutations of identical nuclei) and one for the
@@ -182,7 +186,8 @@ SLOTS: dict[str, SlotInfo] = {s.name: s for s in (
     SlotInfo("envelope", Envelope, "decay of the orbitals far from the nuclei", ("orbitals", "charges", "initial")),
     SlotInfo("baseline", Baseline, "fixed reference orbitals (Hartree-Fock in JAX)", ("hartree_fock", "n_up", "n_down")),
     SlotInfo("backflow", Backflow, "corrections of baseline orbitals by the embedding", ("determinants", "n_up")),
-    SlotInfo("antisymmetrizer", Antisymmetrizer, "sign and log|psi| from the matrices", ("determinants",)),
+    SlotInfo("antisymmetrizer", Antisymmetrizer, "sign and log|psi| from the matrices",
+             ("determinants", "initial_weights")),
     SlotInfo("jastrow", Jastrow, "symmetric log-factor added to log|psi|", ("n_up", "n_down", "charges", "cusp_charges")),
     SlotInfo("geometry_encoder", GeometryEncoderSlot, "maps nuclear geometry (Z, R) to per-nucleus and global vectors",
              ("charges",)),

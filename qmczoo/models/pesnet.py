@@ -3,14 +3,25 @@
 A geometry encoder (a graph network over the nuclei, the ``geometry_encoder`` slot) maps the
 nuclear geometry ``(Z, R)`` to per-nucleus and global vectors; output heads turn them into the
 *geometry values* that the FermiNet's layers declare (:mod:`qmczoo.layers.geometry_params`):
-the per-nucleus input maps of ``pesnet_features`` and the per-nucleus envelope weights and
-exponents. The FermiNet (:class:`~qmczoo.models.ferminet.FermiNet`, any slot fillers) runs with
-them. The ansatz uses the contract's per-geometry stage: the encoder and its heads run once per
+the per-nucleus input maps of ``pesnet_features``, the per-nucleus envelope weights and
+exponents and the determinant weights of ``weighted_determinants``. The FermiNet
+(:class:`~qmczoo.models.ferminet.FermiNet`, any slot fillers) runs with them. The ansatz uses the contract's per-geometry stage: the encoder and its heads run once per
 geometry (``geometry_stage``), the FermiNet once per walker (``electron_stage``).
 
 Electron features are expressed in a frame that moves with the molecule (``pesnet_features``),
 and every per-nucleus value follows its nucleus, so log|psi| is invariant to rotating and
-translating the molecule with its electrons and to permuting identical nuclei.
+translating the molecule with its electrons. The frame is signed wherever the molecule allows
+(``frame: signed``, :mod:`qmczoo.layers.molecular_frame`): where the nuclear moments leave an
+axis open (symmetric molecules) a designated nucleus fixes it, and relabelling that nucleus
+with an identical one may change psi; with ``frame: symmetric`` psi is invariant to permuting
+identical nuclei but then also to the molecule's proper symmetry rotations.
+
+As in the ICLR 2022 model (n-gao/pesnet at its first release: ``LogSumDet`` with weights
+``w`` that the MetaGNN's global output sets) the determinants carry geometry-dependent weights
+(``antisymmetrizer: weighted_determinants``, all equal at the start), and there is no Jastrow
+factor; the ``jastrow`` slot is open (``--set jastrow=ee_cusp_jastrow``). The later PESNet++
+(Gao & Günnemann, ICLR 2023; the same repository's current ``FermiNet``) adds a neural Jastrow
+and a learnable electron-electron cusp term: not part of this entry.
 """
 
 from __future__ import annotations
@@ -104,20 +115,28 @@ def _declarations(electrons: nn.Module, system) -> tuple[Declared, ...]:
         from qmczoo.errors import ConfigError
 
         raise ConfigError("pesnet's slot fillers declare no geometry values for its encoder to set: use "
-                          "features=pesnet_features or envelope=isotropic_envelope")
+                          "features=pesnet_features, envelope=isotropic_envelope or "
+                          "antisymmetrizer=weighted_determinants")
     return tuple(out)
+
+
+FRAMES = ("signed", "symmetric")
+"""``frame`` option: designate nuclei where the moments leave the frame open (``signed``), or not."""
 
 
 def make_pesnet(system, geometry_encoder: Layer, features: Layer, embedding: Layer, orbitals: Layer,
                 envelope: Layer, antisymmetrizer: Layer, jastrow: Layer | None = None, determinants: int = 8,
-                full_det: bool = True, geometries=None) -> GeometryAnsatz:
+                full_det: bool = True, frame: str = "signed", geometries=None) -> GeometryAnsatz:
     """Factory used by the registry. ``geometries`` ``[G, M, 3]`` (bohr): the geometries the
-    ansatz will serve (they fix the static molecular-frame kind); default: the system's."""
-    from qmczoo.layers.molecular_frame import frame_kind
+    ansatz will serve (they fix the static molecular-frame kind); default: the system's.
+    ``frame``: one of :data:`FRAMES` (``frame_kind``'s ``designate``)."""
+    from qmczoo.layers.frame_kind import frame_kind
 
+    if frame not in FRAMES:
+        raise ValueError(f"pesnet: frame must be one of {', '.join(FRAMES)}, got {frame!r}")
     charges = tuple(float(z) for z in system.charges)
     geoms = np.asarray(system.positions)[None] if geometries is None else np.asarray(geometries)
-    kind = frame_kind(geoms, np.asarray(charges))
+    kind = frame_kind(geoms, np.asarray(charges), designate=frame == "signed")
     electrons = FermiNet(n_up=system.n_up, n_down=system.n_down, charges=charges, features=features,
                          embedding=embedding, orbital_head=orbitals, envelope=envelope,
                          antisymmetrizer=antisymmetrizer, jastrow=jastrow, determinants=determinants,
@@ -126,4 +145,4 @@ def make_pesnet(system, geometry_encoder: Layer, features: Layer, embedding: Lay
     return GeometryAnsatz(geometry=heads, electrons=electrons)
 
 
-__all__ = ["make_pesnet", "GeometryHeads", "Declared"]
+__all__ = ["make_pesnet", "GeometryHeads", "Declared", "FRAMES"]

@@ -7,7 +7,10 @@ module              job
                     evaluate, summarise (:func:`train`, what ``qmczoo train`` calls)
 ``evaluation``      evaluating a finished run (:func:`evaluate_run`, ``qmczoo evaluate``)
 ``checks``          settings checked before anything is written
-``folder``          which files a run folder holds, its lock, safe writes
+``resume``          what a resume checks first: results without a checkpoint, a finished
+                    run, ``train.csv`` against the checkpoint's step
+``interrupt``       Ctrl-C at the next step boundary, never inside a step
+``folder``          which files a run folder holds, its lock, safe writes (never through a link)
 ``run_config``      ``config.yaml``
 ``train_log``       ``train.csv``
 ``summary``         ``summary.json``

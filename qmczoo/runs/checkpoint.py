@@ -12,11 +12,14 @@ metadata, leaves and paths and ``sha256`` its digest, verified on load; so an em
 truncated, random or bit-flipped file is refused with a :class:`CheckpointError` that names
 the file instead of loading garbage. Files of the first format (no checksum) still load.
 Writes go to a temporary file that is flushed to disk (``fsync``) before it is renamed over
-the old checkpoint, so a kill at any moment leaves either the old or the new checkpoint.
+the old checkpoint, so a kill at any moment leaves either the old or the new checkpoint. The
+temporary file is created with ``O_EXCL | O_NOFOLLOW`` (a planted link is refused, never
+written through) and removed again when the write fails (a full disk).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -26,6 +29,7 @@ import numpy as np
 from flax import serialization
 
 from qmczoo.errors import ConfigError
+from qmczoo.runs.folder import _link_error, _open_new
 
 FORMAT = "qmczoo-checkpoint-2"
 _OLD_FORMATS = ("qmczoo-checkpoint-1",)
@@ -64,17 +68,25 @@ def save(path: str | os.PathLike, tree, metadata: dict | None = None) -> None:
     data = serialization.msgpack_serialize(
         {"format": FORMAT, "sha256": hashlib.sha256(body).hexdigest(), "body": body})
     path = Path(path)
+    if path.is_symlink():
+        raise _link_error(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as f:
-        half = len(data) // 2
-        f.write(data[:half])
-        f.flush()
-        _test_kill("checkpoint-partial")
-        f.write(data[half:])
-        f.flush()
-        os.fsync(f.fileno())
-    _test_kill("checkpoint-before-rename")
-    os.replace(tmp, path)
+    fd = _open_new(tmp)  # O_EXCL | O_NOFOLLOW: a link planted as the temporary file is refused
+    try:
+        with os.fdopen(fd, "wb") as f:
+            half = len(data) // 2
+            f.write(data[:half])
+            f.flush()
+            _test_kill("checkpoint-partial")
+            f.write(data[half:])
+            f.flush()
+            os.fsync(f.fileno())
+        _test_kill("checkpoint-before-rename")
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, an interrupt: no half-written temporary file is left behind
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     try:  # make the rename itself durable
         fd = os.open(path.parent, os.O_RDONLY)
         try:
@@ -153,3 +165,16 @@ def load(path: str | os.PathLike, template):
         restored.append(jax.numpy.asarray(arr, dtype=ref_dtype or arr.dtype))
     metadata = payload.get("metadata", {})
     return jax.tree.unflatten(treedef, restored), dict(metadata if isinstance(metadata, dict) else {})
+
+
+def saved_step(path: str | os.PathLike) -> int:
+    """The optimisation step a checkpoint was written at (its metadata), checksum verified.
+
+    Raises:
+      CheckpointError: a damaged file, or one without a step.
+    """
+    metadata = _read_payload(Path(path)).get("metadata")
+    step = metadata.get("step") if isinstance(metadata, dict) else None
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(f"checkpoint {path} does not record its step")
+    return step

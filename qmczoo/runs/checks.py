@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import jax
@@ -33,7 +34,7 @@ def check_resources(system: System, spec: AnsatzSpec, config: TrainConfig):
     itemsize = 8 if config.dtype == "float64" else 4
     n = system.n_electrons
     # walkers plus the two-electron features of one pass: a lower bound of what a step needs
-    need = config.batch_size * n * (3 + 4 * n) * itemsize
+    need = config.batch_size * config.states * n * (3 + 4 * n) * itemsize  # a walker holds one set per state
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
@@ -42,11 +43,35 @@ def check_resources(system: System, spec: AnsatzSpec, config: TrainConfig):
         raise ConfigError(f"a batch of {config.batch_size} walkers of {n} electrons needs at least "
                           f"{need / 2**30:.3g} GiB, more than this machine's {total / 2**30:.3g} GiB; "
                           "use a smaller --batch-size")
+    config = with_pretrain_basis(config, spec)
+    check_basis_options(system, spec, config)
     if config.pretrain_steps > 0:
         mol = system.to_pyscf(config.pretrain_basis)  # a bad basis name is a SystemSpecError
         if max(system.n_up, system.n_down) > mol.nao:
             raise ConfigError(f"{system.name} with {system.n_up} up and {system.n_down} down electrons does not fit "
                               f"in the {mol.nao} orbitals of basis {config.pretrain_basis!r} used for pretraining")
+
+
+def with_pretrain_basis(config: TrainConfig, spec: AnsatzSpec) -> TrainConfig:
+    """``config`` with its pretraining basis settled: as given, else the ansatz's ``hf_basis``
+    option (the basis of the Hartree–Fock orbitals it starts from or fits its envelopes to, so
+    that the targets are those very orbitals), else cc-pVDZ."""
+    if config.pretrain_basis is not None:
+        return config
+    from qmczoo.engine.config import DEFAULT_PRETRAIN_BASIS
+
+    return dataclasses.replace(config, pretrain_basis=spec.options.get("hf_basis") or DEFAULT_PRETRAIN_BASIS)
+
+
+def check_basis_options(system: System, spec: AnsatzSpec, config: TrainConfig) -> None:
+    """Every basis-set name of the run (the ansatz's ``*basis`` options, used or not, and the
+    pretraining basis) must be one pyscf knows: a misspelt name is refused before anything runs."""
+    from qmczoo.chemistry.basis_names import check_basis_name
+
+    for key, value in spec.options.items():
+        if key.rpartition(".")[2].endswith("basis"):
+            check_basis_name(value, f"option {key} of {spec.name}", system.symbols)
+    check_basis_name(with_pretrain_basis(config, spec).pretrain_basis, "pretrain_basis", system.symbols)
 
 
 def out_of_memory(exc: BaseException) -> bool:
@@ -65,3 +90,26 @@ def resolve_geometries(system: System, scan, geometries, unit):
     if scan is None and geometries is None:
         return None
     return geometry_set(system, scan=scan, geometries=geometries, unit=unit)
+
+
+def check_states(system: System, config: TrainConfig, gset=None, spec: AnsatzSpec | None = None) -> None:
+    """Several states (``config.states > 1``): all-electron, one geometry only, and, with pretraining, enough
+    Hartree–Fock determinants in the pretraining basis for every state (the basis as
+    :func:`with_pretrain_basis` settles it for ``spec``, cc-pVDZ without a spec)."""
+    if config.states == 1:
+        return
+    if getattr(system, "ecp", None) is not None:
+        from qmczoo.engine.states.vmc import STATES_WITH_ECP
+
+        raise ConfigError(STATES_WITH_ECP.format(k=config.states))
+    if gset is not None and gset.n_geometries > 1:
+        raise ConfigError(f"--states {config.states} trains several states at one geometry; a scan over "
+                          f"{gset.n_geometries} geometries is not supported (train one run per geometry)")
+    if config.pretrain_steps > 0:
+        from qmczoo.chemistry.excitations import check_pretrainable_states
+
+        from qmczoo.engine.config import DEFAULT_PRETRAIN_BASIS
+
+        basis = (with_pretrain_basis(config, spec).pretrain_basis if spec is not None
+                 else config.pretrain_basis or DEFAULT_PRETRAIN_BASIS)
+        check_pretrainable_states(system, basis, config.states)

@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from qmczoo import defaults
-from qmczoo.engine.vmc import EVALUATION_KEY_TAG, VMC, walkers_per_geometry
+from qmczoo.engine.states import make_vmc
+from qmczoo.engine.vmc import EVALUATION_KEY_TAG, walkers_per_geometry
 from qmczoo.errors import ConfigError
 from qmczoo.runs import checkpoint
 from qmczoo.runs.checks import check_resources, check_serves_geometries, out_of_memory, resolve_geometries
@@ -55,6 +56,9 @@ def evaluate_run(out_dir: str | Path, steps: int = defaults.EVALUATE_STEPS, *, b
     at = resolve_geometries(system, scan, geometries, None)
     if at is not None:
         check_serves_geometries(spec, at)
+        if config.states > 1 and (at.n_geometries > 1 or not np.allclose(at.positions[0], system.positions)):
+            raise ConfigError(f"{out} holds {config.states} states trained at one geometry; it is evaluated there "
+                              "only (drop --scan/--geometries)")
     with lock_run(out):
         try:
             return _evaluate_run(out, steps, batch_size=batch_size, seed=seed, burn_in=burn_in, progress=progress,
@@ -76,7 +80,7 @@ def _evaluate_run(out_dir: str | Path, steps: int = defaults.EVALUATE_STEPS, *, 
         raise ConfigError(f"{out} has no {CHECKPOINT}: train first")
     trained = None if trained_on is None or trained_on.n_geometries == 1 else trained_on.positions
     wf = spec.build(system, geometries=trained)  # built as trained (its static frame comes from these)
-    vmc = VMC(system, wf, config, geometries=trained)
+    vmc = make_vmc(system, wf, config, geometries=trained)
     template = vmc.initial_state()
     state, _ = checkpoint.load(out / CHECKPOINT, template)
     walkers = state.walkers
@@ -85,8 +89,8 @@ def _evaluate_run(out_dir: str | Path, steps: int = defaults.EVALUATE_STEPS, *, 
     gset = trained_on if trained is not None else None
     if at is not None and (trained_on is None or not np.array_equal(at.positions, trained_on.positions)):
         gset = at if at.n_geometries > 1 else None  # other geometries: a VMC for them, fresh walkers
-        vmc = VMC(at.system, wf, dataclasses.replace(config, batch_size=batch_size or config.batch_size),
-                  geometries=None if gset is None else at.positions)
+        vmc = make_vmc(at.system, wf, dataclasses.replace(config, batch_size=batch_size or config.batch_size),
+                       geometries=None if gset is None else at.positions)
         walkers = vmc._walkers(key, vmc.batch_size).replace(step_size=jnp.full(
             () if gset is None else (at.n_geometries,), float(np.mean(walkers.step_size)), vmc.dtype))
         burn_in = max(burn_in, 100)
@@ -94,6 +98,8 @@ def _evaluate_run(out_dir: str | Path, steps: int = defaults.EVALUATE_STEPS, *, 
         count = vmc.n_geometries * walkers_per_geometry(batch_size, vmc.n_geometries)
         walkers = vmc._walkers(key, count).replace(step_size=walkers.step_size)
         burn_in = max(burn_in, 100)
+    if config.states > 1:
+        from qmczoo.engine.states.evaluate import evaluate_states as evaluate
     with Progress(progress) as bars:
         bar = bars.task("evaluate", steps)
         result = evaluate(vmc, state.params, walkers, steps, key, burn_in=burn_in,
@@ -101,7 +107,14 @@ def _evaluate_run(out_dir: str | Path, steps: int = defaults.EVALUATE_STEPS, *, 
     record = result.to_dict()
     record["trained_steps"] = int(state.step)
     evaluated_system = vmc.system
-    if gset is None and evaluated_system.reference_energy is not None:
+    if config.states > 1:  # each state against its own reference; the sum has none
+        from qmczoo.runs.states import plot_states, states_record, write_states_csv
+
+        record.update(states_record(result, evaluated_system))
+        write_states_csv(out, record)
+        plot_states(out, record, title=f"{spec.name} ({spec.preset or 'custom'}) on {system.name}, "
+                                       f"{config.states} states ({config.objective})")
+    elif gset is None and evaluated_system.reference_energy is not None:
         record["reference_energy"] = evaluated_system.reference_energy
         record["error_vs_reference_mha"] = 1000.0 * (result.energy - evaluated_system.reference_energy)
     if gset is not None:

@@ -15,6 +15,7 @@ The checkpoint format is :mod:`qmczoo.runs.checkpoint`; evaluating a finished ru
 from __future__ import annotations
 
 import dataclasses
+import errno
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from qmczoo import defaults
 from qmczoo.chemistry.system import System
 from qmczoo.chemistry.systems import get_system, read_system
 from qmczoo.engine.config import TrainConfig
+from qmczoo.engine.states import make_vmc
 from qmczoo.engine.vmc import EVALUATION_KEY_TAG, VMC, iterate_steps
 from qmczoo.errors import ConfigError, QmczooError
 from qmczoo.registry import AnsatzSpec, get_ansatz
@@ -34,12 +36,16 @@ from qmczoo.runs.checks import (
     check_eval_steps,
     check_resources,
     check_serves_geometries,
+    check_states,
     out_of_memory,
     resolve_geometries,
+    with_pretrain_basis,
 )
 from qmczoo.runs.evaluation import EVALUATION_BURN_IN
 from qmczoo.runs.folder import CHECKPOINT, check_out_dir, lock_run, remove_run_files, write_json
+from qmczoo.runs.interrupt import StepBoundaryInterrupt
 from qmczoo.runs.progress import Progress, StepLine
+from qmczoo.runs.resume import check_resume
 from qmczoo.runs.run_config import load_run_config, load_run_geometries, read_config_file, save_config
 from qmczoo.runs.summary import summarize
 from qmczoo.runs.train_log import CSV_COLUMNS, append_rows, read_log, truncate_log
@@ -113,12 +119,16 @@ def train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, co
         if config is not None:
             stored = dataclasses.replace(stored, steps=config.steps)
         check_resources(stored_system, stored_spec, stored)
+        check_resume(out, stored.steps)  # before the lock too: a refused resume leaves no lock file behind
         with lock_run(out):
             try:
+                check_resume(out, stored.steps)  # again, now that no one else can write here
                 return _train(out_dir=out, resume=True, config=stored, progress=progress, eval_steps=eval_steps,
                               time_budget=time_budget)
             except KeyboardInterrupt:
                 raise RunInterrupted(out, (out / CHECKPOINT).exists()) from None
+            except OSError as exc:
+                raise _write_error(out, exc) from None
             except jax.errors.JaxRuntimeError as exc:
                 if out_of_memory(exc):
                     raise ConfigError(f"out of memory with {stored.batch_size} walkers: resume cannot change "
@@ -133,11 +143,13 @@ def train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, co
     config = config or TrainConfig()
     if not isinstance(config, TrainConfig):
         raise ConfigError(f"config must be a TrainConfig, got {type(config).__name__}")
+    config = with_pretrain_basis(config, spec)  # stored in config.yaml as settled
     gset = resolve_geometries(system, scan, geometries, unit)
     check_serves_geometries(spec, gset)
     if gset is not None:
         system = gset.system  # the first geometry of the set
     check_resources(system, spec, config)
+    check_states(system, config, gset, spec)
     if out is None:
         return _train(system, spec, config, None, progress=progress, eval_steps=eval_steps, time_budget=time_budget,
                       geometries=gset)
@@ -163,6 +175,8 @@ def train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, co
             if isinstance(exc, jax.errors.JaxRuntimeError) and out_of_memory(exc):
                 raise ConfigError(f"out of memory with {config.batch_size} walkers: "
                                   "use a smaller --batch-size") from None
+            if isinstance(exc, OSError):
+                raise _write_error(out, exc) from None
             raise
 
 
@@ -174,6 +188,7 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
     read in, ``geometries`` a GeometrySet or None), run with its inputs checked and its folder
     locked."""
     from qmczoo.runs.pes import GEOMETRY_LOG, error_summary, truncate_geometry_log, write_geometry_log, write_pes
+    from qmczoo.runs.states import STATE_LOG, truncate_state_log, write_state_log
 
     out = Path(out_dir) if out_dir is not None else None
     if resume:
@@ -186,8 +201,10 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
         input_unit = read_config_file(out).get("input_unit", "bohr")
         geometries = load_run_geometries(out)
         restart = not (out / CHECKPOINT).exists()  # killed before its first checkpoint: start again
-        if restart and (out / "train.csv").exists():
-            (out / "train.csv").unlink()
+        if restart:  # check_resume refused a folder with results; what is left is an empty log at most
+            for name in ("train.csv", GEOMETRY_LOG):
+                if (out / name).exists():
+                    (out / name).unlink()
     else:
         system = get_system(system)
         spec = ansatz if isinstance(ansatz, AnsatzSpec) else get_ansatz(ansatz, preset, **(options or {}))
@@ -200,7 +217,7 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
 
     gset = geometries if geometries is not None and geometries.n_geometries > 1 else None
     positions = None if gset is None else gset.positions
-    vmc = VMC(system, spec.build(system, geometries=positions), config, geometries=positions)
+    vmc = make_vmc(system, spec.build(system, geometries=positions), config, geometries=positions)
     pretraining = not (resume and not restart) and config.pretrain_steps > 0
     state = vmc.initial_state(optimizer=not pretraining)  # pretraining initialises the optimizer itself
     extra: dict[str, Any] = {"ansatz": spec.name, "preset": spec.preset, "input_unit": input_unit or "bohr",
@@ -208,8 +225,9 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
     with Progress(progress) as bars:
         if resume and not restart:
             state, meta = checkpoint.load(out / CHECKPOINT, state)
-            truncate_log(out, int(state.step))
+            truncate_log(out, int(state.step))  # a damaged log is refused (check_resume has said so already)
             truncate_geometry_log(out / GEOMETRY_LOG, int(state.step))
+            truncate_state_log(out / STATE_LOG, int(state.step))
         else:
             if config.pretrain_steps > 0:
                 bar = bars.task("pretrain", config.pretrain_steps)
@@ -229,35 +247,50 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
         last_good, n_bad = state, 0  # the NaN guard's last accepted state and the rejections since
         loop_start = last = time.perf_counter()
         try:
-            for state, stats in iterate_steps(vmc, state, max(0, config.steps - start_step)):
-                n_bad = n_bad + 1 if stats.rejected else 0
-                if not stats.rejected:
-                    last_good = state
-                elif n_bad >= config.max_rejected_steps:
-                    _stop_after_rejections(out, rows + [stats], offset, times + [time.perf_counter() - loop_start],
-                                           last_good, n_bad, int(state.step))
-                now = time.perf_counter()
-                step_times.append(now - last)
-                last = now
-                rows.append(stats)
-                history.append(stats)
-                times.append(now - loop_start)
-                bar(info=line(stats))
-                done = int(state.step)
-                over_budget = time_budget is not None and now - loop_start >= time_budget
-                if out is not None and (done % config.checkpoint_every == 0 or done == config.steps or over_budget):
-                    write_geometry_log(out / GEOMETRY_LOG, rows)
-                    append_rows(out / "train.csv", rows, offset, times)
-                    rows, times = [], []
-                    checkpoint.save(out / CHECKPOINT, state, {"step": done})
-                if over_budget:
-                    break
+            with StepBoundaryInterrupt() as interrupt:  # a first Ctrl-C lets the step in flight finish
+                for state, stats in iterate_steps(vmc, state, max(0, config.steps - start_step)):
+                    n_bad = n_bad + 1 if stats.rejected else 0
+                    if not stats.rejected:
+                        last_good = state  # by reference: free, and its arrays are alive until the next step
+                    elif n_bad == 1:
+                        # kfac-jax donated last_good's parameter and optimizer arrays to this step (they are
+                        # deleted); the rejected step handed back copies of exactly those values: keep copies
+                        # of them, which no step is given. Only a rejected step pays for this copy.
+                        last_good = last_good.replace(params=_copy(state.params), opt_state=_copy(state.opt_state))
+                    if stats.rejected and n_bad >= config.max_rejected_steps:
+                        _stop_after_rejections(out, rows + [stats], offset, times + [time.perf_counter() - loop_start],
+                                               last_good, n_bad, int(state.step))
+                    now = time.perf_counter()
+                    step_times.append(now - last)
+                    last = now
+                    rows.append(stats)
+                    history.append(stats)
+                    times.append(now - loop_start)
+                    bar(info=line(stats))
+                    done = int(state.step)
+                    over_budget = time_budget is not None and now - loop_start >= time_budget
+                    if out is not None and (done % config.checkpoint_every == 0 or done == config.steps or over_budget):
+                        write_geometry_log(out / GEOMETRY_LOG, rows)
+                        write_state_log(out / STATE_LOG, rows)
+                        append_rows(out / "train.csv", rows, offset, times)
+                        rows, times = [], []
+                        checkpoint.save(out / CHECKPOINT, state, {"step": done})
+                    if over_budget:
+                        break
+                    interrupt.check()
         except KeyboardInterrupt:
-            if out is not None:  # keep every finished step: the run resumes from here
+            if out is not None and _alive(state):  # keep every finished step: the run resumes from here
                 write_geometry_log(out / GEOMETRY_LOG, rows)
+                write_state_log(out / STATE_LOG, rows)
                 append_rows(out / "train.csv", rows, offset, times)
                 checkpoint.save(out / CHECKPOINT, state, {"step": int(state.step)})
             raise
+        if step_times and int(state.n_rejected) >= int(state.step) > 0:
+            raise TrainingStopped(
+                f"every one of the run's {int(state.step)} training steps was rejected (non-finite energy, gradient "
+                f"or parameters), so its parameters are untrained: nothing was evaluated or summarised"
+                + (f"; the checkpoint in {out} holds the state after step {int(state.step)}" if out is not None else "")
+                + ". Lower the learning rate (--lr), pretrain (--pretrain-steps), or check the system")
         if step_times:
             extra["compile_seconds"] = step_times[0]
         seconds_per_step = float(np.mean(step_times[1:])) if len(step_times) > 1 else float("nan")
@@ -265,11 +298,12 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
         evaluation = None
         if eval_steps > 0:
             from qmczoo.engine.evaluate import evaluate
+            from qmczoo.engine.states.evaluate import evaluate_states
 
             ebar = bars.task("evaluate", eval_steps)
-            evaluation = evaluate(vmc, state.params, state.walkers, eval_steps,
-                                  jax.random.fold_in(state.key, EVALUATION_KEY_TAG), burn_in=EVALUATION_BURN_IN,
-                                  progress=lambda i, e: ebar(info=f"E={e:.5f}"))
+            evaluation = (evaluate_states if config.states > 1 else evaluate)(
+                vmc, state.params, state.walkers, eval_steps, jax.random.fold_in(state.key, EVALUATION_KEY_TAG),
+                burn_in=EVALUATION_BURN_IN, progress=lambda i, e: ebar(info=f"E={e:.5f}"))
 
     if out is not None:
         log = read_log(out)
@@ -279,11 +313,18 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
                for c in CSV_COLUMNS}
     if gset is not None:  # the mean energy over geometries has no single reference
         extra["geometries"] = gset.to_dict()
+    if gset is not None or config.states > 1:  # (nor has the sum of the energies of several states)
         system_for_summary = dataclasses.replace(system, reference_energy=None, reference_source=None)
     else:
         system_for_summary = system
     summary = summarize(system_for_summary, log, seconds_per_step, extra, evaluation)
     record = evaluation.to_dict() if evaluation is not None else None
+    if config.states > 1 and evaluation is not None:
+        from qmczoo.runs.states import states_record
+
+        record.update(states_record(evaluation, system))
+        summary["states"] = {k: v for k, v in record.items()
+                             if k in ("objective", "states", "overlaps", "eigenstate_overlaps", "max_abs_error_mha")}
     if gset is not None and evaluation is not None and out is not None:
         rows = write_pes(out, gset, evaluation, title=f"{spec.name} ({spec.preset or 'custom'}) on {system.name}")
         summary["pes"] = rows
@@ -293,14 +334,55 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
         if record is not None:
             write_json(out / "evaluation.json", record)
         write_json(out / "summary.json", summary)
+        if config.states > 1:
+            from qmczoo.runs.states import plot_states, write_states_csv
+
+            if record is not None:
+                write_states_csv(out, record)
+            plot_states(out, record, title=f"{spec.name} ({spec.preset or 'custom'}) on {system.name}, "
+                                           f"{config.states} states ({config.objective})")
         if log["step"].size:
             from qmczoo.runs.plotting import plot_training
 
             plot_training(log["step"], log["energy"], log["variance"], out / "energy.png",
-                          monitor=log["monitor_energy"], reference=system.reference_energy,
+                          monitor=log["monitor_energy"], reference=system_for_summary.reference_energy,
                           title=f"{spec.name} ({spec.preset or 'custom'}) on {system.name}",
                           evaluation=(evaluation.energy, evaluation.energy_error) if evaluation else None)
     return RunResult(vmc=vmc, state=state, summary=summary, out_dir=out, evaluation=evaluation)
+
+
+def _alive(state) -> bool:
+    """Whether no array of ``state`` was given away to (donated to) an optimizer step since."""
+    return not any(getattr(x, "is_deleted", lambda: False)() for x in jax.tree.leaves(state))
+
+
+def _copy(tree):
+    """A copy of every array of ``tree`` (arrays that no optimizer step owns)."""
+    return jax.tree.map(lambda x: x.copy() if hasattr(x, "copy") else x, tree)
+
+
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO)
+
+
+def _write_error(out: Path, exc: OSError) -> BaseException:
+    """A file of the run could not be written (a full disk...): one line saying what is kept."""
+    if exc.errno not in _DISK_ERRORS and not isinstance(exc, PermissionError):
+        return exc
+    what = f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+    if (out / CHECKPOINT).exists():
+        try:
+            step = checkpoint.saved_step(out / CHECKPOINT)
+        except ConfigError:
+            step = None
+        at = f" at step {step}" if step is not None else ""
+        return RunWriteError(f"cannot write into run folder {out}: {what}. The run is checkpointed{at}: make room, "
+                             f"then continue it with qmczoo train --resume {out}")
+    return RunWriteError(f"cannot write into run folder {out}: {what}. Nothing of the run was kept; make room and "
+                         "start it again")
+
+
+class RunWriteError(QmczooError):
+    """A run's file could not be written (no space left, a read-only disk); the checkpoint says what is kept."""
 
 
 def _stop_after_rejections(out, rows, offset, times, last_good, n_bad, step):

@@ -12,8 +12,12 @@ A run trained on a :class:`~qmczoo.chemistry.geometry_set.GeometrySet` writes, b
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
+
+from qmczoo.errors import ConfigError
+from qmczoo.runs.folder import append_text, write_file
 
 GEOMETRY_LOG = "train_geometries.csv"
 PES_CSV = "pes.csv"
@@ -29,28 +33,31 @@ def write_geometry_log(path: Path, rows) -> None:
     rows = [s for s in rows if s.geometry_energy is not None]
     if not rows:
         return
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        w = csv.writer(f)
-        if new:
-            w.writerow(GEOMETRY_LOG_COLUMNS)
-        for s in rows:
-            for g, (e, v, h) in enumerate(zip(s.geometry_energy, s.geometry_variance, s.geometry_step_size)):
-                w.writerow([s.step, g, repr(e), repr(v), f"{h:.5g}"])
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    if not path.exists():
+        w.writerow(GEOMETRY_LOG_COLUMNS)
+    for s in rows:
+        for g, (e, v, h) in enumerate(zip(s.geometry_energy, s.geometry_variance, s.geometry_step_size)):
+            w.writerow([s.step, g, repr(e), repr(v), f"{h:.5g}"])
+    append_text(path, buf.getvalue())
 
 
 def truncate_geometry_log(path: Path, last_step: int) -> None:
     """Drop rows after ``last_step`` (a resumed run continues from its checkpoint)."""
     if not path.exists():
         return
-    with path.open() as f:
-        rows = list(csv.reader(f))
+    try:
+        with path.open(encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except (UnicodeDecodeError, csv.Error):
+        raise ConfigError(f"{path} is not a qmczoo per-geometry log (binary or damaged): move it away to continue "
+                          "the run with a new one") from None
     keep = rows[:1] + [r for r in rows[1:] if len(r) == len(GEOMETRY_LOG_COLUMNS) and r[0].isdigit()
                        and int(r[0]) <= last_step]
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        csv.writer(f).writerows(keep)
-    tmp.replace(path)
+    buf = io.StringIO()
+    csv.writer(buf).writerows(keep)
+    write_file(path, buf.getvalue())
 
 
 def pes_rows(gset, evaluation) -> list[dict]:
@@ -73,11 +80,12 @@ def write_pes(out_dir: Path, gset, evaluation, title: str = "") -> list[dict]:
     from qmczoo.runs.plotting import plot_pes
 
     rows = pes_rows(gset, evaluation)
-    with (Path(out_dir) / PES_CSV).open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=PES_COLUMNS)
-        w.writeheader()
-        for row in rows:
-            w.writerow({k: ("" if v is None else repr(v) if isinstance(v, float) else v) for k, v in row.items()})
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=PES_COLUMNS)
+    w.writeheader()
+    for row in rows:
+        w.writerow({k: ("" if v is None else repr(v) if isinstance(v, float) else v) for k, v in row.items()})
+    write_file(Path(out_dir) / PES_CSV, buf.getvalue())
     reference = None
     if any(ref is not None for ref in reference_energies(gset)) or _is_h2(gset):
         x, e, source = reference_curve("h2_dissociation")

@@ -7,6 +7,17 @@ from pathlib import Path
 import numpy as np
 
 
+def _save(fig, path: Path, dpi: int) -> None:
+    """Render ``fig`` as PNG into ``path`` through :func:`~qmczoo.runs.folder.write_file` (never through a link)."""
+    import io
+
+    from qmczoo.runs.folder import write_file
+
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, format="png")
+    write_file(path, buf.getvalue())
+
+
 def running_mean(x: np.ndarray, window: int) -> np.ndarray:
     """Trailing mean over ``window`` samples (shorter at the start). ``[T] -> [T]``."""
     x = np.asarray(x, dtype=float)
@@ -67,7 +78,7 @@ def plot_training(steps, energies, variances, path: str | Path, *, reference: fl
     ax_v.grid(alpha=0.3)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    _save(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -153,7 +164,7 @@ def plot_bench(curves: list[dict], path: str | Path, *, references: dict | None 
                 ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=100)
+    _save(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -217,6 +228,6 @@ def plot_pes(values, energies, errors, path: str | Path, *, reference=None, xlab
         ax_e.legend(fontsize=8, loc="best")
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    _save(fig, path, dpi=110)
     plt.close(fig)
     return path

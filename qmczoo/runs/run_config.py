@@ -7,9 +7,14 @@ from pathlib import Path
 import yaml
 
 from qmczoo.chemistry.system import System
+from qmczoo.chemistry.systems import check_electrons
 from qmczoo.engine.config import TrainConfig
 from qmczoo.errors import ConfigError, QmczooError
 from qmczoo.registry import AnsatzSpec, get_ansatz
+from qmczoo.runs.folder import write_file
+
+#: the top-level keys of a config.yaml (save_config writes them; anything else is refused on reading)
+CONFIG_KEYS = ("qmczoo_version", "input_unit", "length_unit", "system", "ansatz", "train", "geometries")
 
 
 def save_config(out_dir: Path, system: System, spec: AnsatzSpec, config: TrainConfig, input_unit: str = "bohr",
@@ -22,7 +27,7 @@ def save_config(out_dir: Path, system: System, spec: AnsatzSpec, config: TrainCo
         data["geometries"] = geometries.to_dict()
     text = ("# input_unit: the unit the geometry was read in; system.coords are in bohr (length_unit)\n"
             + yaml.safe_dump(data, sort_keys=False))
-    (out_dir / "config.yaml").write_text(text)
+    write_file(out_dir / "config.yaml", text)
 
 
 def config_path(path: str | Path) -> Path:
@@ -41,9 +46,15 @@ def read_config_file(path: str | Path) -> dict:
     except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"{path} is not readable YAML ({first})") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is nested too deeply to be a qmczoo run config") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} is not a qmczoo run config: expected a mapping with system, ansatz "
                           f"and train, got {type(data).__name__}")
+    unknown = sorted((str(k) for k in set(data) - set(CONFIG_KEYS)))
+    if unknown:
+        raise ConfigError(f"{path} is not a qmczoo run config: unknown key(s) {', '.join(unknown)}; "
+                          f"a run config holds {', '.join(CONFIG_KEYS)}")
     missing = [k for k in ("system", "ansatz", "train") if not isinstance(data.get(k), dict)]
     if missing:
         raise ConfigError(f"{path} is not a qmczoo run config: missing or malformed {', '.join(missing)}")
@@ -66,7 +77,9 @@ def load_run_config(out_dir: str | Path) -> tuple[System, AnsatzSpec, TrainConfi
         raise ConfigError(f"{path}: ansatz.options must be a mapping")
     try:
         spec = get_ansatz(a["name"], a.get("preset"), **options)
-        return System.from_dict(data["system"]), spec, TrainConfig.from_dict(data["train"])
+        system = System.from_dict(data["system"])
+        check_electrons(system)  # what the command line refuses as --charge is refused here too
+        return system, spec, TrainConfig.from_dict(data["train"])
     except QmczooError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     except (TypeError, ValueError) as exc:

@@ -24,6 +24,7 @@ import numpy as np
 __all__ = [
     "check_antisymmetry",
     "check_finite",
+    "check_inversion_invariance",
     "check_kfac_curvature",
     "kfac_block_types",
     "check_orbital_shapes",
@@ -229,6 +230,28 @@ def check_rotation_invariance(wf, params, r, R, rotation, atol: float = DEFAULT_
         )
 
 
+def check_inversion_invariance(wf, params, r, R, atol: float = DEFAULT_ATOL) -> None:
+    """``log|psi|`` and the sign are unchanged when electrons and nuclei are inverted together
+    (``x -> -x``): what an ansatz that is invariant under O(3), not only under rotations, does.
+
+    Args:
+      wf, params: the wavefunction and its parameters.
+      r: electron positions ``[N, 3]``.
+      R: nuclear positions ``[M, 3]``.
+      atol: tolerance on ``log|psi|``.
+    """
+    _check_shapes(wf, r, R)
+    sign, logabs = _evaluate(wf, params, r, R)
+    _assert_valid(wf.name, "at the reference configuration", sign, logabs)
+    s2, l2 = _evaluate(wf, params, -jnp.asarray(r), -jnp.asarray(R), check_shapes=False)
+    _assert_valid(wf.name, "after the inversion", s2, l2)
+    if s2 != sign or abs(l2 - logabs) > atol:
+        raise AssertionError(
+            f"{wf.name}: not inversion invariant: inverting electrons and nuclei changed "
+            f"(sign, log|psi|) from ({sign:+.0f}, {logabs!r}) to ({s2:+.0f}, {l2!r}) (atol {atol:g})"
+        )
+
+
 def identical_nuclei_swaps(charges) -> list[tuple[int, int]]:
     """Pairs ``(I, J)``, ``I < J``, of nuclei with the same charge."""
     z = np.asarray(charges, dtype=float)
@@ -364,7 +387,7 @@ def run_contract_checks(wf, system, seed: int = 0, atol: float = DEFAULT_ATOL,
       kfac: also check the KFAC curvature blocks.
       claims: what the ansatz claims beyond the contract (``AnsatzSpec.claims``):
         ``{"invariant": ["rotation"]}`` adds :func:`check_rotation_invariance` (three random
-        rotations), ``"nuclear_permutation"`` :func:`check_nuclear_permutation_invariance`, ``{"cusp": ["electron_nuclear", "electron_electron"]}`` the numerical Kato
+        rotations), ``"inversion"`` :func:`check_inversion_invariance`, ``"nuclear_permutation"`` :func:`check_nuclear_permutation_invariance`, ``{"cusp": ["electron_nuclear", "electron_electron"]}`` the numerical Kato
         cusp checks of :mod:`qmczoo.testing.cusps` on the whole ansatz. For a system with an
         effective core potential the electron–nuclear claim means Kato's ``-Z`` at every
         all-electron nucleus and no cusp (a smooth psi) at every pseudo-nucleus.
@@ -387,6 +410,8 @@ def run_contract_checks(wf, system, seed: int = 0, atol: float = DEFAULT_ATOL,
         if "rotation" in (claims.get("invariant") or []):
             for k in range(3):
                 check_rotation_invariance(wf, params, r, R, random_rotation(seed + k), atol=atol)
+        if "inversion" in (claims.get("invariant") or []):
+            check_inversion_invariance(wf, params, r, R, atol=atol)
         if "nuclear_permutation" in (claims.get("invariant") or []):
             check_nuclear_permutation_invariance(wf, params, r, R, np.asarray(system.charges), atol=atol)
         cusps = claims.get("cusp") or []
@@ -410,8 +435,9 @@ def _cusp_charges(system) -> np.ndarray:
 
 def check_spec(spec, system, seed: int = 0, atol: float = DEFAULT_ATOL, kfac: bool = True) -> None:
     """:func:`run_contract_checks` on the ansatz ``spec`` (an ``AnsatzSpec``) built for ``system``,
-    including the checks its claims call for (``spec.claims``)."""
-    run_contract_checks(spec.build(system), system, seed=seed, atol=atol, kfac=kfac, claims=spec.claims)
+    including the checks its claims for that system call for (``spec.claims_for(system)``: the
+    declared claims and the invariances derived from its fillers)."""
+    run_contract_checks(spec.build(system), system, seed=seed, atol=atol, kfac=kfac, claims=spec.claims_for(system))
 
 
 def random_rotation(seed: int) -> np.ndarray:

@@ -14,18 +14,30 @@ claim                           check
 ``invariant: [translation]``    moving electrons and nuclei together leaves the output unchanged
 ``invariant: [rotation]``       rotating electrons and nuclei together leaves the output unchanged
                                 (all but its ``irreps`` part, for an equivariant embedding)
+``invariant: [inversion]``      inverting electrons and nuclei together (``x -> -x``) likewise
+``preserves: [rotation, ...]``  the layer adds no direction of its own: fed inputs that are
+                                invariant where it may rely on them (``qmczoo.registry.symmetry.UPSTREAM``:
+                                stream features of distances only for an embedding, an embedding
+                                of them for a head or Jastrow, with an ``irreps`` part that rotates;
+                                an isotropic envelope; baseline-like functions of distances), its
+                                output (but ``irreps``) is unchanged under the joint rotation /
+                                inversion
 ``equivariant: [nuclear_permutation]``  (geometry encoders) permuting identical nuclei permutes
                                 the rows of ``nuclei`` and leaves ``global_`` unchanged
 ``equivariant: [rotation]``     ... rotates the output's ``irreps`` by their Wigner-D matrices
+``equivariant: [inversion]``    ... multiplies them by their parities under the inversion
 ``antisymmetric: [same_spin]``  swapping same-spin electrons flips the sign, keeps log|psi|
 ``decays: [far]``               the output vanishes 60 bohr from the nuclei
 ``smooth: [electron_electron, electron_nuclear]``  no kink at coalescence: the spherically
                                 averaged radial slope of the output there is zero
-``cusp: [...]``                 (Jastrows) Kato's cusps of exp(J), see :mod:`qmczoo.testing.cusps`
+``cusp: [...]``                 (Jastrows) Kato's cusps of exp(J); (baselines) of the Slater
+                                determinant of their orbitals; see :mod:`qmczoo.testing.cusps`
 ==============================  ===================================================================
 
 and, for a layer with parameters, that each lands in a proper KFAC block. Everything runs in
-float64. A geometry encoder is fed the nuclear positions of its own harness molecule,
+float64. Claims that hold only for some option values (``claims_when`` in the registry) are
+checked with those options: ``check_layer(name, options={"readout": "invariant"})``, and
+:func:`qmczoo.registry.claim_variants` lists the option sets to run. A geometry encoder is fed the nuclear positions of its own harness molecule,
 :data:`GEOMETRY_ENCODER_HARNESS` (an asymmetric H2O: two identical nuclei, so that permuting
 them means something). An antisymmetrizer is fed block-diagonal orbital matrices, or the blocks of the
 orbitals filler its entry names in ``fed_by`` (the pair product takes pair matrices). A plug-in author calls ``check_layer("my_layer")`` after registering the layer.
@@ -33,106 +45,13 @@ orbitals filler its entry names in ``fed_by`` (the pair product takes pair matri
 
 from __future__ import annotations
 
-import functools
-from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from qmczoo.layers.filler import Layer
-
-HARNESS_GEOMETRY = "B 0 0 0; H 0 0 2.329"  # bohr; 3 up + 3 down electrons, two nuclei
-GEOMETRY_ENCODER_HARNESS = "O 0 0 0; H 1.8 0 0; H -0.5 1.7 0.2"  # bohr; asymmetric, two identical nuclei
-HARNESS_GEOMETRIES = {"geometry_encoder": GEOMETRY_ENCODER_HARNESS}
-"""Slots whose harness molecule is not :data:`HARNESS_GEOMETRY` (BH has no identical nuclei)."""
-DETERMINANTS = 2
-ENVELOPE_ORBITALS = 3
-
-
-@functools.lru_cache(maxsize=None)
-def _harness_system(geometry: str = HARNESS_GEOMETRY):
-    from qmczoo.chemistry.systems import get_system
-
-    return get_system(geometry, unit="bohr")
-
-
-class _Harness(nn.Module):
-    """Feeds ``layer`` what its slot receives in an ansatz; returns the layer's output."""
-
-    layer: Layer
-    n_up: int
-    n_down: int
-    charges: tuple
-    hartree_fock: Any = None
-    fed_by: Layer | None = None  # the orbitals filler whose blocks an antisymmetrizer receives
-
-    @nn.compact
-    def __call__(self, r, R):
-        from qmczoo.layers.envelopes import IsotropicEnvelope
-        from qmczoo.layers.features import ferminet_features
-        from qmczoo.layers.ferminet_embedding import FermiNetEmbedding
-        from qmczoo.layers.filler import make_layer
-        from qmczoo.layers.orbitals import OrbitalMatrices
-
-        envelope = make_layer("isotropic_envelope", "envelope", IsotropicEnvelope)
-        context = dict(n_up=self.n_up, n_down=self.n_down, charges=self.charges, determinants=DETERMINANTS,
-                       full_det=True, envelope=envelope, orbitals=ENVELOPE_ORBITALS,
-                       hartree_fock=self.hartree_fock)
-        slot = self.layer.slot
-        built = self.layer.build(name="layer", **context) if slot != "features" else self.layer.build(**context)
-        if slot == "features":
-            return built(r, R)
-        if slot == "geometry_encoder":
-            # In training the encoder runs vmapped over walkers with each walker's geometry, so its
-            # weights see a walker axis (repeated-dense KFAC blocks, one derivative per walker).
-            # kfac_block_types vmaps over r only (R unbatched): R is tied to the walker here with
-            # zero weight and no gradient, which changes no value and gives R that walker axis.
-            tie = 0.0 * jax.lax.stop_gradient(jnp.sum(r))
-            return built(R + tie)
-        features = ferminet_features(r, R)
-        if slot == "envelope":
-            return built(features.en_disp, features.en_dist)
-        if slot == "baseline":
-            return built(features)
-        embedding = FermiNetEmbedding(n_up=self.n_up, hidden_dims=((8, 4),), name="harness_embedding")(features)
-        if slot == "embedding":
-            return built(features)
-        if slot == "orbitals":
-            return built(embedding, features)
-        if slot == "jastrow":
-            return built(features, embedding)
-        if slot == "backflow":  # baseline-like orbitals of the up electrons: fixed functions of r
-            centres = jnp.asarray([[0.3, -0.2, 0.1], [0.0, 0.5, 1.2], [-0.4, 0.0, 2.0]], r.dtype)
-            phi = jnp.exp(-jnp.linalg.norm(r[: self.n_up, None] - centres[None], axis=-1))
-            return built(embedding.h[: self.n_up], phi)
-        if slot == "antisymmetrizer":
-            if self.fed_by is None:
-                head = OrbitalMatrices(n_up=self.n_up, n_down=self.n_down, envelope=envelope,
-                                       determinants=DETERMINANTS, full_det=False, name="harness_orbitals")
-            else:
-                head = self.fed_by.build(name="harness_orbitals", **{**context, "full_det": False})
-            return built(head(embedding, features))
-        raise ValueError(f"check_layer has no harness for slot {slot!r}")
-
-
-def layer_harness(layer: Layer, fed_by: Layer | None = None):
-    """``(init, apply, system)`` of the harness of ``layer``: ``apply(params, r [N,3], R [M,3])``
-    returns what the layer returns in its slot. An antisymmetrizer receives the blocks of
-    ``fed_by`` (an orbitals filler; default ``orbital_matrices``, block-diagonal)."""
-    system = _harness_system(HARNESS_GEOMETRIES.get(layer.slot, HARNESS_GEOMETRY))
-    hf = None
-    if layer.slot == "baseline":
-        from qmczoo.chemistry.hartree_fock import run_hartree_fock
-
-        hf = run_hartree_fock(system, "sto-3g")
-    module = _Harness(layer=layer, n_up=system.n_up, n_down=system.n_down,
-                      charges=tuple(float(z) for z in system.charges), hartree_fock=hf, fed_by=fed_by)
-    return module.init, module.apply, system
-
-
-# ----------------------------------------------------------------------------- output algebra
+from qmczoo.testing.harness import layer_harness
 
 
 def _leaves(out) -> list[np.ndarray]:
@@ -262,27 +181,25 @@ def _radial_slope(f, r, centre_fn, electron: int, delta: float = 1e-4) -> float:
     return 2 * s1 - s2
 
 
-# ----------------------------------------------------------------------------- the check
-
-
-def check_layer(name: str, seed: int = 0, atol: float = 1e-9) -> None:
+def check_layer(name: str, seed: int = 0, atol: float = 1e-9, options: dict | None = None) -> None:
     """Run on the registered layer ``name`` every check its claims call for; AssertionError if one fails.
 
-    The layer is built with its registry defaults (see the module docstring for the harness and
-    the claims). Runs in float64.
+    The layer is built with its registry defaults updated by ``options``, and its claims are
+    those that hold for these options (``claims_when``; see the module docstring for the harness
+    and the claims). Runs in float64.
     """
-    from qmczoo.registry import entry, get_layer
+    from qmczoo.registry import entry, get_layer, layer_claims
     from qmczoo.testing.contract import kfac_block_types, random_configuration, random_rotation, to_float64
     from qmczoo.wavefunction import Wavefunction
 
     kind, e = entry(name)
     if kind != "layers":
         raise ValueError(f"{name!r} is an ansatz, not a layer: use qmczoo.testing.check_spec")
-    layer = get_layer(name, e["slot"])
+    layer = get_layer(name, e["slot"], options)
     fed_by = None
     if e.get("fed_by"):
         fed_by = get_layer(e["fed_by"], "orbitals")
-    claims = {k: list(v or []) for k, v in (e.get("claims") or {}).items()}
+    claims = {k: list(v or []) for k, v in layer_claims(name, options).items()}
     with jax.enable_x64(True):
         init, apply, system = layer_harness(layer, fed_by)
         R = jnp.asarray(system.positions, jnp.float64)
@@ -334,6 +251,19 @@ def check_layer(name: str, seed: int = 0, atol: float = 1e-9) -> None:
                 expected = out.irreps.transform_by_matrix(rot)  # Wigner-D matrices of rot
                 _assert_close(turned.irreps.array, expected.array, "irreps not rotation-equivariant (Wigner D)",
                               name, atol)
+        if "inversion" in invariant or "inversion" in equivariant:
+            inverted = f(params, -r, -R)
+            if "inversion" in invariant:
+                _assert_close(_without_irreps(inverted), _without_irreps(out), "not inversion-invariant", name, atol)
+            if "inversion" in equivariant:
+                if getattr(out, "irreps", None) is None:
+                    raise AssertionError(f"{name}: claims inversion equivariance but hands on no irreps")
+                expected = out.irreps.transform_by_matrix(-jnp.eye(3, dtype=r.dtype))  # the parities
+                _assert_close(inverted.irreps.array, expected.array, "irreps not inversion-equivariant (parity)",
+                              name, atol)
+        preserves = [op for op in claims.get("preserves", []) if op not in invariant]
+        if preserves:
+            _check_preserves(name, layer, fed_by, preserves, r, R, seed, atol)
         if "far" in claims.get("decays", []):
             far = r + 60.0
             near, gone = _leaves(out), _leaves(f(params, far, R))
@@ -355,7 +285,7 @@ def check_layer(name: str, seed: int = 0, atol: float = 1e-9) -> None:
             from qmczoo.testing import cusps
 
             if "electron_nuclear" in claims["cusp"]:
-                cusps.check_electron_nuclear_cusp(as_wf, params, r, R, np.asarray(system.charges))
+                cusps.check_electron_nuclear_cusp(as_wf, params, r, R, np.asarray(system.cusp_charges))  # 0 at a pseudo-nucleus
             if "electron_electron" in claims["cusp"]:
                 cusps.check_electron_electron_cusp(as_wf, params, r, R)
         own = [p for p in jax.tree_util.tree_leaves_with_path(params)
@@ -368,6 +298,26 @@ def check_layer(name: str, seed: int = 0, atol: float = 1e-9) -> None:
                                      f"{', '.join(naive)}; register them with qmczoo.layers.curvature")
 
 
+def _check_preserves(name: str, layer: Layer, fed_by, operations, r, R, seed: int, atol: float) -> None:
+    """The ``preserves`` claim: with invariant inputs (:func:`layer_harness` ``invariant_inputs``)
+    the output, but ``irreps``, is unchanged by each joint operation (rotation, inversion)."""
+    from qmczoo.testing.contract import random_rotation, to_float64
+
+    unknown = [op for op in operations if op not in ("rotation", "inversion")]
+    if unknown:
+        raise AssertionError(f"{name}: check_layer knows no preserves claim {unknown} (rotation, inversion)")
+    init, apply, _ = layer_harness(layer, fed_by, invariant_inputs=True)
+    params = to_float64(jax.jit(init)(jax.random.PRNGKey(seed + 2), r, R))
+    f = jax.jit(apply)
+    out = _without_irreps(f(params, r, R))
+    matrices = {"rotation": jnp.asarray(random_rotation(seed + 3)), "inversion": -jnp.eye(3, dtype=r.dtype)}
+    for op in operations:
+        m = matrices[op]
+        moved = _without_irreps(f(params, r @ m.T, R @ m.T))
+        _assert_close(moved, out, f"claims to preserve {op} invariance, but with invariant inputs its output "
+                      f"changed under the {op} (it reads a direction of its own)", name, atol)
+
+
 def _without_irreps(out):
     """``out`` without its equivariant (rotating) part, if it hands one on."""
     return out.replace(irreps=None) if getattr(out, "irreps", None) is not None else out
@@ -375,9 +325,14 @@ def _without_irreps(out):
 
 def _log_of(out):
     """A layer output as the log|psi| of a test wavefunction: log|psi| of an antisymmetrizer,
-    the value of a Jastrow, a fixed scalar function of anything else."""
+    the value of a Jastrow, the Slater determinant of a baseline's orbitals, a fixed scalar
+    function of anything else."""
     if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], jax.Array) and out[1].ndim == 0:
         return out[1]
     if isinstance(out, jax.Array) and out.ndim == 0:
         return out
+    if isinstance(out, tuple) and len(out) == 2 and all(isinstance(x, jax.Array) and x.ndim == 2 for x in out):
+        # a baseline's orbitals (up [n_up, P], down [n_down, P]): the Slater determinant of the
+        # first n_s orbitals of each spin (so that its cusp claims can be checked)
+        return sum(jnp.linalg.slogdet(x[:, : x.shape[0]])[1] for x in out if x.shape[0] > 0)
     return _scalar(out)

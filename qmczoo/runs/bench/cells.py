@@ -11,6 +11,8 @@ from pathlib import Path
 
 from qmczoo.runs.bench.results import COLUMNS
 from qmczoo.runs.bench.spec import _HF_FALLBACK_BASES, CELL_FILE, HF_FILE, AnsatzVariant, BenchSettings
+from qmczoo.runs.folder import lock_run, write_file
+from qmczoo.runs.resume import RESULT_FILES
 
 
 def hartree_fock_energies(systems: list, basis: str | None, out: Path | None = None) -> dict[str, dict]:
@@ -21,7 +23,13 @@ def hartree_fock_energies(systems: list, basis: str | None, out: Path | None = N
     from qmczoo.engine.pretrain import run_hartree_fock
 
     path = out / HF_FILE if out is not None else None
-    cache = json.loads(path.read_text()) if path is not None and path.exists() else {}
+    cache = {}
+    if path is not None and path.exists():
+        try:  # a cache: a damaged one is computed again
+            cache = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            cache = {}
+        cache = cache if isinstance(cache, dict) else {}
     for system in systems:
         if basis is None or system.name in cache:
             continue
@@ -34,7 +42,7 @@ def hartree_fock_energies(systems: list, basis: str | None, out: Path | None = N
                 entry["error"] = f"{type(exc).__name__}: {exc}"
         cache[system.name] = entry
     if path is not None:
-        path.write_text(json.dumps(cache, indent=2))
+        write_file(path, json.dumps(cache, indent=2))
     return cache
 
 
@@ -65,6 +73,25 @@ def _empty_row(variant: AnsatzVariant, system, seed: int, run_dir: str) -> dict:
     row = dict.fromkeys(COLUMNS)
     row.update(ansatz=variant.label, ansatz_name=variant.name, system=system.name, seed=seed, status="failed",
                error="", reference_energy=system.reference_energy, run_dir=run_dir)
+    return row
+
+
+def _states_row(row: dict, cell: Path) -> dict:
+    """A cell of several states: the energy is their sum (no reference, no correlation share); each
+    state's results go to ``state_results`` (from the cell's evaluation.json) and, in short, to
+    ``states``; ``error_mha`` is the largest |error| of a state energy or excitation energy."""
+    from qmczoo.engine.statistics import format_value
+
+    record = json.loads((cell / "evaluation.json").read_text())
+    rows = record["states"]
+    row.update(reference_energy=None, hf_energy=None, hf_basis=None, correlation_pct=None, variational_ok=None,
+               error_mha=record.get("max_abs_error_mha"), state_results=rows)
+    row["states"] = "; ".join(format_value(r["energy"], r["energy_error"] if r["energy_error"] is not None
+                                           else float("nan"))
+                              + ("" if r["error_mha"] is None else f" [{r['error_mha']:+.2f}]") for r in rows)
+    if all(r["reference_energy"] is not None for r in rows):  # each state above its exact energy (3 sigma)
+        row["variational_ok"] = all(r["energy"] >= r["reference_energy"] - 3.0 * (r["energy_error"] or 0.0)
+                                    for r in rows)
     return row
 
 
@@ -107,11 +134,11 @@ def _run_cell(variant: AnsatzVariant, system, seed: int, settings: BenchSettings
     from qmczoo.registry import get_ansatz
 
     marker = cell / CELL_FILE
-    prior = json.loads(marker.read_text()) if marker.exists() else {}
+    prior = json.loads(marker.read_text()) if marker.exists() else {}  # checked before the first cell ran
     if prior.get("status") == "ok" or (prior.get("status") == "failed" and not retry_failed):
         return prior["row"], "skipped"
     if prior.get("status") == "failed":
-        shutil.rmtree(cell)
+        _remove_cell(cell)
         prior = {}
     wall_before = float(prior.get("wall_seconds", 0.0))
     row = _empty_row(variant, system, seed, rel)
@@ -120,6 +147,9 @@ def _run_cell(variant: AnsatzVariant, system, seed: int, settings: BenchSettings
     try:
         if (cell / runs.CHECKPOINT).exists() and (cell / "config.yaml").exists():
             how = "resumed"
+            for name in RESULT_FILES:  # results of a cell killed before its record: evaluated again
+                if (cell / name).exists() and not (cell / name).is_symlink():
+                    (cell / name).unlink()
             log = runs.read_log(cell)
             budget, steps = settings.time_budget, settings.steps
             if budget is not None:
@@ -130,16 +160,21 @@ def _run_cell(variant: AnsatzVariant, system, seed: int, settings: BenchSettings
                                 progress=False, eval_steps=settings.eval_steps, time_budget=budget)
         else:
             if cell.exists():  # stopped before its first checkpoint: start again
-                shutil.rmtree(cell)
+                _remove_cell(cell)
                 wall_before = 0.0
             spec = get_ansatz(variant.name, settings.preset, **{**settings.sets, **variant.options})
             result = runs.train(system, spec, settings.train_config(seed), cell, progress=False,
                                 eval_steps=settings.eval_steps, time_budget=settings.time_budget)
+        multi = getattr(result.evaluation, "states", None)
+        if multi:
+            row["reference_energy"], hf = None, None
         row = _finish_row(row, result, runs.read_log(cell), hf, wall_before + time.perf_counter() - start)
+        if multi:
+            row = _states_row(row, cell)
     except KeyboardInterrupt:
         if cell.exists():
-            marker.write_text(json.dumps({"status": "interrupted",
-                                          "wall_seconds": wall_before + time.perf_counter() - start}))
+            write_file(marker, json.dumps({"status": "interrupted",
+                                           "wall_seconds": wall_before + time.perf_counter() - start}))
         raise
     except Exception as exc:  # noqa: BLE001 - a failing cell must not stop the others
         row["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
@@ -147,8 +182,15 @@ def _run_cell(variant: AnsatzVariant, system, seed: int, settings: BenchSettings
         how = "failed"
     row["peak_rss_mib"], row["device_peak_mib"] = _memory()
     cell.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"status": row["status"], "row": row}, indent=2))
+    write_file(marker, json.dumps({"status": row["status"], "row": row}, indent=2))
     return row, how
+
+
+def _remove_cell(cell: Path) -> None:
+    """Delete a cell's folder to run it again, holding its run lock (a ``qmczoo evaluate`` or
+    ``train --resume`` of that cell in another process is refused, not pulled from under it)."""
+    with lock_run(cell):
+        shutil.rmtree(cell)
 
 
 def _curves(out: Path, rows: list[dict]) -> list[dict]:
@@ -172,3 +214,29 @@ def _curves(out: Path, rows: list[dict]) -> list[dict]:
                        "evaluation": (r["energy"], r["energy_error"] if r["energy_error"] is not None else math.nan)
                        if r["status"] == "ok" else None})
     return curves
+
+
+def warn_symmetry(variants, systems, settings, console=None) -> None:
+    """A ``warning:`` line for each (variant, system) whose ansatz imposes a symmetry that the
+    system's Hartree–Fock state lacks (:func:`qmczoo.registry.state_check.symmetry_warnings`); on ``console``
+    (the progress display) or stderr. A variant that fails to resolve is left to its cell."""
+    import sys
+
+    from qmczoo.registry import get_ansatz
+    from qmczoo.registry.state_check import symmetry_warnings
+
+    from qmczoo.runs.checks import with_pretrain_basis
+
+    config = settings.train_config(settings.seeds[0])
+    for variant in variants:
+        for system in systems:
+            try:
+                spec = get_ansatz(variant.name, settings.preset, **{**settings.sets, **variant.options})
+                lines = symmetry_warnings(system, spec, basis=with_pretrain_basis(config, spec).pretrain_basis)
+            except Exception:  # noqa: BLE001 - a warning must not stop the bench; the cell reports errors
+                continue
+            for line in lines:
+                if console is not None:
+                    console.print(f"warning: {line}", style="yellow", markup=False, soft_wrap=True)
+                else:
+                    print(f"warning: {line}", file=sys.stderr)

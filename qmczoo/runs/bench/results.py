@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
@@ -41,6 +42,7 @@ COLUMNS = (
     "rejected_steps",     # steps rejected by the NaN guard
     "eval_steps",
     "run_dir",            # the cell's run folder, relative to the bench folder
+    "states",             # several states: "E_0(σ) [E_0 − exact, mHa]; E_1 ..." lowest first ("" for one state)
 )
 
 
@@ -82,25 +84,62 @@ class BenchResults:
         return pd.DataFrame(self.rows, columns=list(COLUMNS))
 
     def to_json(self) -> dict:
-        return {"settings": self.settings, "meta": self.meta, "columns": list(COLUMNS), "rows": self.rows}
+        return {"settings": self.settings, "meta": self.meta, "columns": list(COLUMNS), "rows": self.rows,
+                "aggregated": self.aggregated()}
+
+    def aggregated(self) -> list[dict]:
+        """Seeds aggregated per (ansatz, system), with each paper's number beside ours
+        (:func:`qmczoo.runs.bench.aggregate.aggregate`)."""
+        from qmczoo.runs.bench.aggregate import aggregate
+
+        return aggregate(self.rows)
+
+    def _aggregated_rows(self) -> tuple[list[str], list[list[str]]]:
+        from qmczoo.engine.statistics import format_value
+
+        header = ["ansatz", "system", "seeds", "E mean ± spread (Ha)", "best E (Ha)", "best − E_ref (mHa)",
+                  "variance (Ha²)", "published (Ha)", "seed-talk table (Ha)", "E_ref (Ha)", "flags"]
+        out = []
+        for a in self.aggregated():
+            mean = "–" if a["energy_mean"] is None else (
+                f"{a['energy_mean']:.5f}" + ("" if a["energy_spread"] is None else f" ± {a['energy_spread']:.5f}"))
+            best = "–" if a["best_energy"] is None else format_value(
+                a["best_energy"], a["best_error"] if a["best_error"] is not None else float("nan"))
+            paper = "–" if a["published_energy"] is None else (
+                f"{a['published_energy']:.6g}" if a["published_error"] is None
+                else format_value(a["published_energy"], a["published_error"]))
+            table = ", ".join(f"{v:.6g}" for v in a["table_values"]) or "–"
+            out.append([a["ansatz"], a["system"], a["seeds"], mean, best, _fmt_num(a["error_mha_best"], "+.2f"),
+                        _fmt_num(a["variance_mean"], ".4g"), paper, table, _fmt_num(a["reference_energy"], ".6f"),
+                        a["flags"] or "–"])
+        return header, out
 
     def _display_rows(self) -> tuple[list[str], list[list[str]]]:
         from qmczoo.engine.statistics import format_value
 
-        header = ["ansatz", "system", "seed", "E (Ha)", "E − E_ref (mHa)", "corr. energy (%)", "params",
-                  "compile (s)", "s/step", "steps", "wall (s)", "peak RSS (MiB)", "E ≥ E_ref − 3σ", "status"]
+        from qmczoo.runs.bench.aggregate import cell_flags
+
+        header = ["ansatz", "system", "seed", "E (Ha)", "E − E_ref (mHa)", "variance (Ha²)", "corr. energy (%)",
+                  "params", "compile (s)", "s/step", "steps", "wall (s)", "peak RSS (MiB)", "E ≥ E_ref − 3σ",
+                  "flags", "status"]
+        several = self.settings.get("states", 1) > 1
+        if several:
+            header[3:5] = ["E_m (Ha) [E_m − exact, mHa], lowest first", "max |error| (mHa)"]
+            header[13] = "each E_m ≥ exact − 3σ"
         out = []
-        for r in self.rows:
+        for r, flags in zip(self.rows, cell_flags(self.rows)):
             ok = r["status"] == "ok"
             energy = (format_value(r["energy"], r["energy_error"] if r["energy_error"] is not None else float("nan"))
                       if ok and r["energy"] is not None else "–")
+            if several:
+                energy = r.get("states") or "–"
             bound = "–" if r.get("variational_ok") is None else ("yes" if r["variational_ok"] else "**no**")
             status = "ok" if ok else f"failed: {r['error']}"
             out.append([r["ansatz"], r["system"], str(r["seed"]), energy, _fmt_num(r["error_mha"], "+.2f"),
-                        _fmt_num(r["correlation_pct"], ".1f"), _fmt_num(r["n_params"], ","),
+                        _fmt_num(r["variance"], ".4g"), _fmt_num(r["correlation_pct"], ".1f"), _fmt_num(r["n_params"], ","),
                         _fmt_num(r["compile_seconds"], ".1f"), _fmt_num(r["seconds_per_step"], ".3f"),
                         _fmt_num(r["steps"], "d"), _fmt_num(r["wall_seconds"], ".0f"),
-                        _fmt_num(r["peak_rss_mib"], ".0f"), bound, status])
+                        _fmt_num(r["peak_rss_mib"], ".0f"), bound, flags or "–", status])
         return header, out
 
     def notes(self) -> list[str]:
@@ -110,7 +149,14 @@ class BenchResults:
             f"{s['time_budget']:g} s of training loop per cell" +
             (f" or {s['steps']} steps, whichever comes first" if s["steps"] < UNLIMITED_STEPS else ""))
         bases = sorted({r["hf_basis"] for r in self.rows if r.get("hf_basis")})
-        return [
+        several = []
+        if s.get("states", 1) > 1:
+            several = [f"{s['states']} states per cell, objective {s['objective']}"
+                       + (f" (alpha = {s['penalty']:g} Ha)" if s["objective"] == "penalty" else "")
+                       + "; E_m: each state's evaluated energy, lowest first, with its difference to the exact "
+                       "energy in brackets (`qmczoo/chemistry/data/excited_states.yaml`); max |error|: the largest "
+                       "|difference| of a state energy or excitation energy; the correlation share is not defined."]
+        return several + [
             f"Budget: {budget}; preset `{s['preset']}`, {s['batch_size']} walkers, {s['pretrain_steps']} "
             f"pretraining steps, optimizer {s['optimizer']}, {s['dtype']}, seeds {s['seeds']}"
             + (f", options {s['sets']}" if s.get("sets") else "") + ".",
@@ -123,14 +169,21 @@ class BenchResults:
             "cell (Hartree–Fock, pretraining, training, evaluation).",
             "peak RSS: `ru_maxrss` of the bench process, which runs the cells one after another, so it is "
             "the peak so far (process-wide), not the cell's own.",
+            "flags: `below-exact`, E below E_ref by more than 3σ (impossible for a variational energy); "
+            "`high-variance`, a variance over 5× the median of the system's cells.",
+            "Seeds aggregated: mean and sample spread over the finished seeds, the best (lowest) cell, the mean "
+            "variance; published: the ansatz's own paper on that system, seed-talk table: the DeepWF and "
+            "pair-product tables as the seed talk gives them (`qmczoo/chemistry/data/published.yaml`, from "
+            "`shared/reference/energies.yaml`).",
         ]
 
     def to_markdown(self) -> str:
-        header, rows = self._display_rows()
         esc = lambda t: str(t).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
-        lines.append("")
+        lines = []
+        for title, (header, rows) in (("Cells", self._display_rows()), ("Seeds aggregated", self._aggregated_rows())):
+            lines += [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+            lines.append("")
         lines += [f"- {n}" for n in self.notes()]
         if self.meta:
             lines.append(f"- Run {self.meta.get('date', '?')} on {self.meta.get('machine', '?')}"
@@ -151,20 +204,35 @@ class BenchResults:
             t.add_row(*[c.replace("**", "") for c in row], style=None if r["status"] == "ok" else "red")
         return t
 
+    def rich_aggregated(self):
+        """The seeds-aggregated table (with published values) for the terminal."""
+        from rich.table import Table
+
+        header, rows = self._aggregated_rows()
+        t = Table(title="seeds aggregated, beside each paper's number", title_justify="left")
+        for h in header:
+            t.add_column(h, overflow="fold", no_wrap=h == "ansatz")
+        for row in rows:
+            t.add_row(*row, style="yellow" if row[-1] != "–" else None)
+        return t
+
     def failure_lines(self) -> list[str]:
         """One line per failed cell: ``ansatz | system | seed N: error``."""
         return [f"{r['ansatz']} | {r['system']} | seed {r['seed']}: {r['error']}" for r in self.failed]
 
     def write(self, out_dir: str | Path | None = None) -> None:
         """Write results.json, results.csv and results.md into the bench folder."""
+        from qmczoo.runs.folder import write_file
+
         out = Path(out_dir or self.out_dir)
-        (out / "results.json").write_text(json.dumps(self.to_json(), indent=2))
-        with (out / "results.csv").open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(COLUMNS)
-            for r in self.rows:
-                w.writerow(["" if r.get(c) is None else r.get(c) for c in COLUMNS])
-        (out / "results.md").write_text(self.to_markdown())
+        write_file(out / "results.json", json.dumps(self.to_json(), indent=2))
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(COLUMNS)
+        for r in self.rows:
+            w.writerow(["" if r.get(c) is None else r.get(c) for c in COLUMNS])
+        write_file(out / "results.csv", buf.getvalue())
+        write_file(out / "results.md", self.to_markdown())
 
 
 def load_bench(out_dir: str | Path) -> BenchResults:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -11,10 +12,12 @@ import yaml
 from qmczoo import defaults
 from qmczoo.defaults import RUN_DEFAULTS
 from qmczoo.errors import ConfigError
-from qmczoo.runs.bench.cells import _curves, _run_cell, hartree_fock_energies
+from qmczoo.runs.bench.cells import _curves, _run_cell, hartree_fock_energies, warn_symmetry
 from qmczoo.runs.bench.results import BenchResults, machine_description
 from qmczoo.runs.bench.spec import (
     BENCH_FILE,
+    BENCH_FILES,
+    CELL_FILE,
     DEFAULT_HF_BASIS,
     UNLIMITED_STEPS,
     BenchSettings,
@@ -24,26 +27,91 @@ from qmczoo.runs.bench.spec import (
     parse_seeds,
     parse_systems,
 )
+from qmczoo.runs.folder import LOCK_FILE, check_no_links, lock_run, write_file
 
 
-def _check_folder(out: Path, settings: BenchSettings) -> None:
-    """Refuse a folder that holds something else, or a bench with other settings."""
+def _stored_settings(path: Path) -> dict:
+    """The ``settings`` mapping of a bench folder's ``bench.yaml``; ConfigError if it is damaged."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, OSError, RecursionError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"{path} is not readable ({first}): it is not a qmczoo bench file; use another --out, "
+                          "or remove the damaged file to start this bench again in its folder") from None
+    if not isinstance(data, dict) or not isinstance(data.get("settings"), dict):
+        raise ConfigError(f"{path} is not a qmczoo bench file (no 'settings' mapping); use another --out, or remove "
+                          "the damaged file to start this bench again in its folder")
+    return data["settings"]
+
+
+def _check_folder(out: Path, settings: BenchSettings) -> bool:
+    """Refuse a folder that is a file, holds something else, links where the bench writes, or a
+    bench with other settings; returns whether it holds this bench already."""
+    for parent in [out, *out.parents]:
+        if parent.exists() and not parent.is_dir():
+            where = "is a file" if parent == out else f"lies under {parent}, which is a file"
+            raise ConfigError(f"bench folder {out} {where}; choose a folder for --out")
+    if not out.exists():
+        return False
+    check_no_links(out, BENCH_FILES)
     path = out / BENCH_FILE
     new = settings.to_dict()
     if path.exists():
-        stored = (yaml.safe_load(path.read_text()) or {}).get("settings") or {}
+        stored = _stored_settings(path)
         if stored != new:
             diff = [k for k in sorted(set(stored) | set(new)) if stored.get(k) != new.get(k)]
             shown = "; ".join(f"{k}: {stored.get(k)!r} there, {new.get(k)!r} now" for k in diff[:4])
             raise ConfigError(f"{out} holds a bench with other settings ({shown}); "
                               "use another --out or the same settings")
-    elif out.exists() and any(out.iterdir()):
+        return True
+    try:
+        present = [p.name for p in out.iterdir() if p.name != LOCK_FILE]
+    except OSError as exc:
+        raise ConfigError(f"cannot read bench folder {out}: {exc}") from None
+    if present:
         raise ConfigError(f"{out} is not empty and holds no {BENCH_FILE}: choose a new or empty --out")
-    else:
-        from qmczoo import __version__
+    return False
 
-        out.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump({"qmczoo_version": __version__, "settings": new}, sort_keys=False))
+
+def _check_markers(out: Path, rels: list[str]) -> None:
+    """Every cell's ``bench_cell.json`` that exists must be readable: a damaged one is refused
+    before any cell runs (naming it, and how to redo that cell)."""
+    for rel in rels:
+        marker = out / rel / CELL_FILE
+        if not marker.exists() and not marker.is_symlink():
+            continue
+        fix = f"delete it (rm {marker}) to run that cell again"
+        if marker.is_symlink():
+            raise ConfigError(f"{marker} is a symbolic link: qmczoo never writes through a link; {fix}")
+        try:
+            data = json.loads(marker.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError, OSError, RecursionError) as exc:
+            raise ConfigError(f"{marker} is damaged ({type(exc).__name__}): {fix}") from None
+        status = data.get("status") if isinstance(data, dict) else None
+        if status not in ("ok", "failed", "interrupted") or (status != "interrupted"
+                                                              and not isinstance(data.get("row"), dict)):
+            raise ConfigError(f"{marker} is not a bench cell record (status {status!r}): {fix}")
+
+
+def _check_cells(variants, system_list, seed_list, settings: BenchSettings) -> None:
+    """Build every cell's ansatz and training settings and check them as ``qmczoo train`` does,
+    so that a bad option, preset, seed or basis is one error before the first cell starts."""
+    from qmczoo.chemistry.basis_names import check_basis_name
+    from qmczoo.registry import get_ansatz
+    from qmczoo.runs.checks import check_resources, check_states
+
+    configs = [settings.train_config(seed) for seed in seed_list]  # a bad seed or setting fails here
+    if settings.hf_basis is not None:
+        symbols = [sym for _, system in system_list for sym in system.symbols]
+        check_basis_name(settings.hf_basis, "--hf-basis", symbols)
+    for variant in variants:
+        try:
+            spec = get_ansatz(variant.name, settings.preset, **{**settings.sets, **variant.options})
+        except ConfigError as exc:
+            raise ConfigError(f"ansatz variant {variant.label!r}: {exc}") from None
+        for _, system in system_list:
+            check_resources(system, spec, configs[0])
+            check_states(system, configs[0], spec=spec)  # and states that cannot be pretrained on it
 
 
 def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = defaults.BENCH_SYSTEMS, *,
@@ -56,7 +124,9 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = de
               laplacian: str = RUN_DEFAULTS["laplacian"], dtype: str = RUN_DEFAULTS["dtype"],
               checkpoint_every: int = RUN_DEFAULTS["checkpoint_every"],
               hf_basis: str | None = DEFAULT_HF_BASIS, monitor_walkers: int | None = None,
-              monitor_every: int | None = None, retry_failed: bool = False, progress: bool = True,
+              monitor_every: int | None = None, states: int = RUN_DEFAULTS["states"],
+              objective: str = RUN_DEFAULTS["objective"], penalty: float = RUN_DEFAULTS["penalty"],
+              retry_failed: bool = False, progress: bool = True,
               command: str | None = None, on_cell: Callable[[dict, str], None] | None = None) -> BenchResults:
     """Train and evaluate every (ansatz variant, system, seed) cell under one budget.
 
@@ -75,6 +145,9 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = de
         :class:`~qmczoo.engine.config.TrainConfig` settings (monitor_*: None keeps the trainer's default).
       eval_steps: evaluation steps of the final parameters (at least 2).
       hf_basis: basis of the UHF energy for the share of correlation energy (None: skip).
+      states, objective, penalty: train this many lowest states in every cell, with NES-VMC or the
+        penalty method (:mod:`qmczoo.engine.states`); each state's energy is in the row's
+        ``states`` column and ``state_results``.
       retry_failed: run failed cells again (from scratch) instead of reporting the old failure.
       progress: a rich progress display across cells (per-cell progress bars stay off).
       command: the command line, recorded in results.md.
@@ -99,10 +172,27 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = de
                              eval_steps=eval_steps, optimizer=optimizer, learning_rate=learning_rate,
                              mcmc_steps=mcmc_steps, burn_in=burn_in, laplacian=laplacian, dtype=dtype,
                              checkpoint_every=checkpoint_every, hf_basis=hf_basis,
-                             monitor_walkers=monitor_walkers, monitor_every=monitor_every)
-    settings.train_config(seed_list[0])  # bad training settings fail here, before any cell
+                             monitor_walkers=monitor_walkers, monitor_every=monitor_every, states=states,
+                             objective=objective, penalty=penalty)
+    _check_cells(variants, system_list, seed_list, settings)  # every cell's settings, before anything is written
     out = Path(out_dir)
     _check_folder(out, settings)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create bench folder {out}: {exc}") from None
+    with lock_run(out):  # a second bench (or a run) in this folder is refused while this one runs
+        return _run_locked(out, variants, system_list, seed_list, settings, progress=progress, command=command,
+                           retry_failed=retry_failed, on_cell=on_cell)
+
+
+def _run_locked(out: Path, variants, system_list, seed_list, settings: BenchSettings, *, progress: bool,
+                command: str | None, retry_failed: bool, on_cell) -> BenchResults:
+    """The body of :func:`run_bench`, with its settings checked and its folder locked."""
+    from qmczoo import __version__
+
+    hf_basis = settings.hf_basis
+    new = not _check_folder(out, settings)  # again, now that no one else can write here
 
     labels: dict[str, str] = {}
     for v in variants:
@@ -117,6 +207,10 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = de
             folder += "_"
         sys_folders[s.name] = folder
     cells = [(v, s, seed) for _, s in system_list for v in variants for seed in seed_list]
+    _check_markers(out, [f"cells/{labels[v.label]}/{sys_folders[s.name]}/seed{seed}" for v, s, seed in cells])
+    if new:
+        write_file(out / BENCH_FILE, yaml.safe_dump({"qmczoo_version": __version__, "settings": settings.to_dict()},
+                                                    sort_keys=False))
 
     meta = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "machine": machine_description(), "command": command or ""}
@@ -133,6 +227,7 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = de
     with display as bar:
         task = bar.add_task("Hartree–Fock energies", total=len(cells)) if progress else None
         hf = hartree_fock_energies([s for _, s in system_list], hf_basis, out)
+        warn_symmetry(variants, [s for _, s in system_list], settings, bar.console if progress else None)
         for variant, system, seed in cells:
             rel = f"cells/{labels[variant.label]}/{sys_folders[system.name]}/seed{seed}"
             if progress:

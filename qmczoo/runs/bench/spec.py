@@ -22,9 +22,30 @@ from qmczoo.errors import ConfigError
 BENCH_FILE = "bench.yaml"
 CELL_FILE = "bench_cell.json"
 HF_FILE = "hartree_fock.json"
+_WRITTEN = (BENCH_FILE, HF_FILE, "results.csv", "results.json", "results.md", "convergence.png")
+#: every file a bench writes into its folder (and their temporary files), besides the lock
+BENCH_FILES = (*_WRITTEN, *(name + ".tmp" for name in _WRITTEN), ".qmczoo.lock")
 DEFAULT_HF_BASIS = defaults.BENCH_HF_BASIS
 _HF_FALLBACK_BASES = ("cc-pvqz", "cc-pvtz")
 UNLIMITED_STEPS = 1_000_000  # the step cap when only a time budget is given
+
+
+SUITES = {
+    "papers": {"ansatze": "all", "systems": "H2,Li,LiH,Be"},
+    "papers-large": {"ansatze": "all", "systems": "H2,Li,LiH,Be,B,C"},
+}
+"""Named comparisons (``qmczoo bench --suite NAME``): every ansatz on the systems of
+``shared/reference/energies.yaml`` that a 2-core CPU runs in minutes (``papers``), or with the
+first-row atoms that take longer (``papers-large``); each cell beside its paper's number."""
+
+
+def suite_defaults(suite: str | None) -> dict[str, str]:
+    """The ansätze and systems of a named suite (None: the bench's own defaults)."""
+    if suite is None:
+        return {"ansatze": "all", "systems": defaults.BENCH_SYSTEMS}
+    if suite not in SUITES:
+        raise ConfigError(f"unknown suite {suite!r}; choose one of: {', '.join(SUITES)}")
+    return SUITES[suite]
 
 
 def _split_top(text: str, seps: str) -> list[str]:
@@ -68,6 +89,8 @@ def _parse_option(text: str, where: str) -> tuple[str, Any, str]:
         parsed = yaml.safe_load(value)
     except yaml.YAMLError as exc:
         raise ConfigError(f"cannot parse the value of {key!r} in {where!r}: {value!r}") from exc
+    except RecursionError:
+        raise ConfigError(f"the value of {key!r} in --ansatz is nested too deeply to read") from None
     return key, parsed, f"{key}={value}"
 
 
@@ -75,8 +98,9 @@ def parse_ansatze(spec: str | Sequence[str]) -> list[AnsatzVariant]:
     """``"ferminet,ferminet:determinants=1:jastrow=ee_cusp_jastrow"`` -> a list of variants.
 
     ``all`` stands for every registered ansatz with its defaults. Unknown names, malformed
-    options and duplicate variants raise :class:`ConfigError`; whether an option exists is
-    checked per cell (a bad option fails that cell, not the bench).
+    options and duplicate variants raise :class:`ConfigError`; whether an option exists (and
+    fits its ansatz, preset and slot) is checked by :func:`~qmczoo.runs.bench.run_bench` for
+    every cell before the first one starts.
     """
     from qmczoo.registry import get_ansatz, list_ansatze
 
@@ -202,10 +226,17 @@ class BenchSettings:
     hf_basis: str | None = DEFAULT_HF_BASIS
     monitor_walkers: int | None = None  # None: the trainer's default (TrainConfig)
     monitor_every: int | None = None
+    states: int = RUN_DEFAULTS["states"]  # > 1: every cell trains this many lowest states
+    objective: str = RUN_DEFAULTS["objective"]
+    penalty: float = RUN_DEFAULTS["penalty"]
 
     def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        if self.states == 1:  # a ground-state bench: stored as before these settings existed
+            for key in ("states", "objective", "penalty"):
+                data.pop(key)
         # through YAML and back, so that a stored copy compares equal
-        return yaml.safe_load(yaml.safe_dump(dataclasses.asdict(self), sort_keys=False))
+        return yaml.safe_load(yaml.safe_dump(data, sort_keys=False))
 
     def train_config(self, seed: int, steps: int | None = None):
         from qmczoo.engine.config import TrainConfig
@@ -214,4 +245,5 @@ class BenchSettings:
         return TrainConfig(steps=self.steps if steps is None else steps, batch_size=self.batch_size,
                            optimizer=self.optimizer, learning_rate=self.learning_rate, mcmc_steps=self.mcmc_steps,
                            burn_in=self.burn_in, pretrain_steps=self.pretrain_steps, laplacian=self.laplacian,
-                           dtype=self.dtype, seed=seed, checkpoint_every=self.checkpoint_every, **extra)
+                           dtype=self.dtype, seed=seed, checkpoint_every=self.checkpoint_every, states=self.states,
+                           objective=self.objective, penalty=self.penalty, **extra)
