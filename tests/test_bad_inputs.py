@@ -201,6 +201,8 @@ CASES = [
      ["no valence electrons"]),
     ("ecp-atom-not-in-system", None, E + ["--system", "Si", "--ecp", "ccecp", "--ecp-atoms", "C"], ["C", "not in"]),
     ("ecp-atoms-without-ecp", None, E + ["--system", "Si", "--ecp-atoms", "Si"], ["--ecp"]),
+    ("ecp-several-states", None, E + ["--system", "Be", "--ecp", "ccecp", "--states", "2"],
+     ["--states 2", "effective core potential"]),
     # option values of the right name but the wrong type or range
     ("set-banana", None, T + ["--set", "determinants=banana"], ["determinants", "integer", "banana"]),
     ("set-zero", None, T + ["--set", "determinants=0"], ["determinants", ">= 1", "0"]),

@@ -26,7 +26,7 @@ from qmczoo.engine.pseudopotential import (
     rotated_icosahedra,
 )
 from qmczoo.errors import SystemSpecError
-from qmczoo.layers.gaussian_orbitals import eval_atomic_orbitals, occupied_orbitals
+from qmczoo.layers.gaussian_orbitals import basis_of, eval_atomic_orbitals, occupied_orbitals
 from qmczoo.wavefunction import Wavefunction
 
 # --------------------------------------------------------------------------- the valence-only system
@@ -185,7 +185,7 @@ def test_the_ecp_terms_equal_pyscfs_integrals_orbital_by_orbital():
         c = jnp.asarray(coeff)
 
         def orbital(x, c=c):
-            value = eval_atomic_orbitals(hf.basis, x[:, None, :] - R[None])[0] @ c
+            value = eval_atomic_orbitals(basis_of(hf.mol), x[:, None, :] - R[None])[0] @ c
             return jnp.sign(value), jnp.log(jnp.abs(value))
 
         each = jax.jit(jax.vmap(lambda x: (orbital(x)[1], local_term(terms, x, R)
@@ -401,3 +401,47 @@ def test_every_ansatz_of_the_zoo_gives_a_finite_valence_only_local_energy(name):
     e_l = make_batch_local_energy(wf, system.effective_charges, "folx",
                                   pseudopotential=PseudopotentialTerms.from_system(system))
     assert np.all(np.isfinite(np.asarray(e_l(params, r, R, jax.random.PRNGKey(1)))))
+
+
+def test_the_cusp_correction_leaves_a_pseudo_nucleus_alone():
+    """PauliNet's baseline on LiH with ccECP on Li: the Ma et al. correction changes the orbitals
+    inside r_c of H (Kato's cusp there) and leaves them as they are near the pseudo-lithium,
+    whose potential is finite (no cusp to correct)."""
+    from qmczoo.layers.features import electron_nuclear
+    from qmczoo.layers.gaussian_orbitals import CuspCorrectedOrbitals
+    from qmczoo.layers.slots import ElectronFeatures
+
+    system = get_system("LiH", ecp="ccecp", ecp_atoms="Li")
+    hf = run_hartree_fock(system, "ccpvdz")
+    assert pseudo_atoms(hf.mol) == (True, False)
+    R = jnp.asarray(system.positions)
+    offset = jnp.asarray([0.02, -0.01, 0.015])  # well inside r_c = 1/Z of either nucleus
+    r = jnp.stack([R[0] + offset, R[1] + offset])  # electron 0 (up) by Li, electron 1 (down) by H
+    en_disp, en_dist = electron_nuclear(r, R)
+    features = ElectronFeatures(one=en_dist[..., 0], two=jnp.zeros((2, 2, 1)), en_disp=en_disp, en_dist=en_dist,
+                                ee_disp=jnp.zeros((2, 2, 3)), ee_dist=jnp.zeros((2, 2, 1)))
+
+    def orbitals(correct):
+        layer = CuspCorrectedOrbitals(hartree_fock=hf, n_up=1, n_down=1, cusp_correction=correct)
+        return layer.apply({}, features, R=R)
+
+    (up, down), (up_raw, down_raw) = orbitals(True), orbitals(False)
+    np.testing.assert_allclose(np.asarray(up), np.asarray(up_raw), rtol=1e-12, atol=1e-14)  # by the pseudo-Li
+    assert np.max(np.abs(np.asarray(down) - np.asarray(down_raw))) > 1e-4  # by H: corrected
+
+
+def test_casscfs_default_active_space_counts_no_core_an_ecp_removed():
+    from qmczoo.chemistry.casscf import default_active_space
+
+    assert default_active_space(get_system("Si_ccECP"), n_mo=40) == (4, 4)  # 3s3p, no frozen core
+    assert default_active_space(get_system("Si"), n_mo=40) == (4, 4)  # 5 core orbitals frozen
+
+
+def test_several_states_with_an_ecp_are_refused():
+    from qmczoo.engine.config import TrainConfig
+    from qmczoo.errors import ConfigError
+    from qmczoo.runs.checks import check_states
+
+    with pytest.raises(ConfigError, match="--states 2 with an effective core potential"):
+        check_states(get_system("Be_ccECP"), TrainConfig(states=2, pretrain_steps=0))
+    check_states(get_system("Be_ccECP"), TrainConfig(states=1))  # one state: fine
