@@ -217,7 +217,7 @@ def test_config_repeats_a_run_into_a_new_folder(tmp_path, monkeypatch):
     system = get_system("H 0 0 0; H 0 0 0.74")
     (tmp_path / "old").mkdir()
     save_config(tmp_path / "old", system, get_ansatz("ferminet", "tiny", determinants=1),
-                      _config(steps=0, seed=5), "angstrom")
+                      _config(steps=0, seed=5, pretrain_basis="ccpvdz"), "angstrom")  # settled, as a run stores it
     result = runner.invoke(app, ["train", "--config", "old/config.yaml", "--out", "new", "--no-progress",
                                  "--eval-steps", "0"])
     assert result.exit_code == 0, result.output
