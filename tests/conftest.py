@@ -34,6 +34,9 @@ if not os.environ.get(_CACHE_ENV):
     _OWN_CACHE = tempfile.mkdtemp(prefix="qmczoo-test-jax-cache-")
     os.environ[_CACHE_ENV] = _OWN_CACHE
 jax.config.update("jax_compilation_cache_dir", os.environ[_CACHE_ENV])
+# every program, however quick to compile (most of a tiny ansatz's are under JAX's 1 s default)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def pytest_unconfigure(config):
@@ -90,8 +93,50 @@ def _unit(nodeid):
     return len(EARLY) + (FILES.index(file) if file in FILES else len(FILES)), path
 
 
+# ------------------------------------------------------------------ the quick subset
+# `pytest -q -m "not slow"` (README): besides the tests marked slow where they are written (end-to-end
+# runs), every test that took at least QUICK_LIMIT seconds in the last recorded run of the suite
+# (tests/durations.json, written by tests/record_durations.py), and every test that shares a
+# module-scoped fixture whose setup took that long (the next test would pay it instead).
+QUICK_LIMIT = 2.0
+_DURATIONS = os.path.join(os.path.dirname(__file__), "durations.json")
+
+
+def _recorded_durations() -> dict:
+    import json
+
+    try:
+        with open(_DURATIONS, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _module_fixtures(item) -> set:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return set()
+    return {name for name, defs in info.name2fixturedefs.items() if defs and defs[-1].scope == "module"}
+
+
+def _mark_slow_by_duration(items) -> None:
+    durations = _recorded_durations()
+    heavy_fixtures = set()
+    for item in items:
+        call, setup = durations.get(item.nodeid, (0.0, 0.0))
+        if setup >= QUICK_LIMIT:
+            heavy_fixtures |= {(item.path, name) for name in _module_fixtures(item)}
+        if call + setup >= QUICK_LIMIT:
+            item.add_marker(pytest.mark.slow)
+    for item in items:
+        if any((item.path, name) in heavy_fixtures for name in _module_fixtures(item)):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_collection_modifyitems(config, items):
-    """The heaviest units first (a stable sort: within a unit, tests keep their order)."""
+    """Mark the slow tests (above), then the heaviest units first (a stable sort: within a unit,
+    tests keep their order)."""
+    _mark_slow_by_duration(items)
     items[:] = sorted(items, key=lambda item: _unit(item.nodeid)[0])
 
 

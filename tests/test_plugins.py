@@ -155,6 +155,9 @@ def test_the_plugin_tutorial_runs_as_written(tmp_path):
     site = tmp_path / "site"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
     env["PYTEST_ADDOPTS"] = " ".join([os.environ.get("PYTEST_ADDOPTS", ""), "-n 0"]).strip()
+    # the commands' processes share one compilation cache (the same tiny programs recur)
+    env.update(JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax-cache"), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
     bin_dir = Path(sys.executable).parent
     outputs = {}
     commands = _tutorial_commands()
