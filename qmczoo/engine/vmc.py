@@ -289,6 +289,11 @@ class VMC:
             hf = [run_hartree_fock(self.system_at(g), basis) for g in range(self.n_geometries)]
         init_opt, step = make_pretrainer(self.wf, hf, self.R, learning_rate=self.config.pretrain_learning_rate,
                                          hf_fraction=self.config.pretrain_hf_fraction)
+        return self._run_pretrainer(init_opt, step, state, steps, progress)
+
+    def _run_pretrainer(self, init_opt, step, state: TrainState, steps: int, progress):
+        """``steps`` calls of a pretraining ``step`` from ``state``'s parameters and walkers (the
+        optimizer state from ``init_opt``); returns parameters, walkers and the losses."""
         params, walkers = state.params, state.walkers
         opt_state = init_opt(params)
         key = jax.random.fold_in(state.key, _PRETRAIN)

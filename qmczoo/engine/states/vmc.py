@@ -21,7 +21,7 @@ from qmczoo.engine.sampler import init_walkers, make_mcmc, psi_squared
 from qmczoo.engine.states.local_energy import make_batch_energy_matrix, make_own_local_energies
 from qmczoo.engine.states.loss import make_nes_loss, make_penalty_loss
 from qmczoo.engine.states.total import batch, initial_walkers, product_log_psi, state_matrix, total_signed_log_psi
-from qmczoo.engine.vmc import _PRETRAIN, VMC
+from qmczoo.engine.vmc import VMC
 from qmczoo.errors import ConfigError
 from qmczoo.wavefunction import StateSet, states as make_states
 
@@ -124,16 +124,7 @@ class StatesVMC(VMC):
         init_opt, step = make_states_pretrainer(self.states, targets, self.R,
                                                 learning_rate=self.config.pretrain_learning_rate,
                                                 hf_fraction=self.config.pretrain_hf_fraction)
-        params, walkers = state.params, state.walkers
-        opt_state = init_opt(params)
-        key = jax.random.fold_in(state.key, _PRETRAIN)
-        losses = []
-        for i in range(steps):
-            params, opt_state, walkers, loss = step(params, opt_state, walkers, jax.random.fold_in(key, i))
-            losses.append(float(loss))
-            if progress is not None:
-                progress(i, losses[-1])
-        return params, walkers, losses
+        return self._run_pretrainer(init_opt, step, state, steps, progress)
 
     def _step_extras(self, stats) -> dict:
         matrix, penalty = jax.device_get((stats.state_matrix, stats.penalty))
