@@ -304,6 +304,12 @@ class System:
         assert sum(u for u, _ in counts) == self.n_up and sum(d for _, d in counts) == self.n_down
         return counts
 
+    def electron_sites(self) -> np.ndarray:
+        """``[N]`` ints: the nucleus each electron is assigned to by :meth:`atom_electron_counts`,
+        spin-up electrons first (the order of the ansatz contract)."""
+        counts = self.atom_electron_counts()
+        return np.array([a for spin in (0, 1) for a, c in enumerate(counts) for _ in range(c[spin])], dtype=int)
+
     def to_pyscf(self, basis: Any = "ccpvdz") -> Any:
         """Build a pyscf ``gto.Mole`` of this system.
 

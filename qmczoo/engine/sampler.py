@@ -38,16 +38,12 @@ class WalkerState:
 def initial_positions(key, system, batch_size: int, width: float = 1.0, dtype=jnp.float32, geometries=None):
     """Walkers ``[B, N, 3]``: each electron near the atom it is assigned to.
 
-    Electrons are distributed over atoms by ``system.atom_electron_counts()`` (spin-up
+    Electrons are distributed over atoms by ``system.electron_sites()`` (spin-up
     electrons first, as the ansatz contract wants) and displaced by an isotropic Gaussian of
     standard deviation ``width`` (bohr). With ``geometries`` ``[G, M, 3]``, the walkers are
     grouped: ``batch_size // G`` around each geometry in turn (``batch_size`` a multiple of G).
     """
-    up_sites, down_sites = [], []
-    for atom, (n_up, n_down) in enumerate(system.atom_electron_counts()):
-        up_sites += [atom] * n_up
-        down_sites += [atom] * n_down
-    sites = np.array(up_sites + down_sites, dtype=int)
+    sites = system.electron_sites()
     noise = jax.random.normal(key, (batch_size, system.n_electrons, 3), dtype=dtype)
     if geometries is None:
         centres = np.asarray(system.positions)[sites][None]

@@ -15,13 +15,9 @@ from qmczoo.registry.symmetry import Operation
 
 def _configurations(system, n: int, seed: int) -> np.ndarray:
     """``[n, N, 3]`` float64 electron positions: each electron near the atom it is assigned to
-    (``system.atom_electron_counts()``, spin-up electrons first), a unit Gaussian about it."""
-    sites = []
-    for spin in (0, 1):
-        for atom, counts in enumerate(system.atom_electron_counts()):
-            sites += [atom] * counts[spin]
-    centres = np.asarray(system.positions, dtype=np.float64)[np.array(sites, dtype=int)]
-    return centres[None] + np.random.default_rng(seed).standard_normal((n, len(sites), 3))
+    (``system.electron_sites()``, spin-up electrons first), a unit Gaussian about it."""
+    centres = np.asarray(system.positions, dtype=np.float64)[system.electron_sites()]
+    return centres[None] + np.random.default_rng(seed).standard_normal((n, len(centres), 3))
 
 
 def hartree_fock_changes(system, operations: Sequence[Operation], basis: str = "ccpvdz", configurations: int = 16,
