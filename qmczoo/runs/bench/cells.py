@@ -224,16 +224,19 @@ def warn_symmetry(variants, systems, settings, console=None) -> None:
 
     from qmczoo.registry import get_ansatz
     from qmczoo.registry.state_check import symmetry_warnings
-
     from qmczoo.runs.checks import with_pretrain_basis
 
     config = settings.train_config(settings.seeds[0])
     for variant in variants:
+        try:
+            spec = get_ansatz(variant.name, settings.preset, **{**settings.sets, **variant.options})
+        except Exception:  # noqa: BLE001 - a warning must not stop the bench; the cell reports errors
+            continue
+        basis = with_pretrain_basis(config, spec).pretrain_basis
         for system in systems:
             try:
-                spec = get_ansatz(variant.name, settings.preset, **{**settings.sets, **variant.options})
-                lines = symmetry_warnings(system, spec, basis=with_pretrain_basis(config, spec).pretrain_basis)
-            except Exception:  # noqa: BLE001 - a warning must not stop the bench; the cell reports errors
+                lines = symmetry_warnings(system, spec, basis=basis)
+            except Exception:  # noqa: BLE001 - as above
                 continue
             for line in lines:
                 if console is not None:
