@@ -48,6 +48,19 @@ def _qmczoo(tmp_path, args, kill=None, expect_killed=False):
     return proc
 
 
+def _kill_once_started(tmp_path, args, out):
+    """Start ``qmczoo train ARGS`` and SIGKILL it from outside as soon as ``out/config.yaml``
+    exists (during setup, pretraining or compilation); the file must be there."""
+    proc = subprocess.Popen([sys.executable, "-m", "qmczoo.cli", "train", *args], cwd=tmp_path, env=_env(tmp_path),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (out / "config.yaml").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (out / "config.yaml").exists()
+
+
 def _checkpoint_step(run):
     """The step of the run's checkpoint (it must load), or None when there is none yet."""
     path = run / runs.CHECKPOINT
@@ -83,14 +96,7 @@ def test_sigkill_at_any_moment_leaves_a_resumable_run(tmp_path):
     _assert_same_energies(run, ref)
 
     # 4. killed from outside before its first checkpoint (setup, compilation): resume starts it again
-    proc = subprocess.Popen([sys.executable, "-m", "qmczoo.cli", "train", *ARGS, "--out", str(early)],
-                            cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not (early / "config.yaml").exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert (early / "config.yaml").exists()
+    _kill_once_started(tmp_path, [*ARGS, "--out", str(early)], early)
     assert _checkpoint_step(early) in (None, 0)
     _qmczoo(tmp_path, ["--resume", str(early)])
     _assert_same_energies(early, ref)
@@ -130,14 +136,8 @@ def test_sigkill_of_a_pes_run_with_pretraining_resumes_to_the_same_energies(tmp_
     _assert_same_energies(run, ref)
     _assert_same_geometry_logs(run, ref)
 
-    proc = subprocess.Popen([sys.executable, "-m", "qmczoo.cli", "train", *PES_ARGS, "--out", str(early)],
-                            cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not (early / "config.yaml").exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert (early / "config.yaml").exists() and _checkpoint_step(early) in (None, 0)
+    _kill_once_started(tmp_path, [*PES_ARGS, "--out", str(early)], early)
+    assert _checkpoint_step(early) in (None, 0)
     _qmczoo(tmp_path, ["--resume", str(early)])
     _assert_same_energies(early, ref)
     _assert_same_geometry_logs(early, ref)

@@ -139,14 +139,20 @@ def _fake_steps(monkeypatch, rejected_from: int):
     monkeypatch.setattr(VMC, "step", step)
 
 
-def test_consecutive_rejected_steps_stop_the_run_with_a_good_checkpoint(tmp_path, monkeypatch):
-    _fake_steps(monkeypatch, rejected_from=4)
-    run = tmp_path / "run"
+def _stopped_after_three_rejections(run):
+    """Train H2 until three consecutive rejected steps stop the run (the steps are faked by the
+    caller); returns the checkpointed state, its metadata and a fresh initial state of the run."""
     with pytest.raises(runs.TrainingStopped, match=r"3 consecutive steps were rejected.*step 3\) is checkpointed"):
         runs.train("H2", "ferminet", _config(max_rejected_steps=3), run, preset="tiny", progress=False)
     system, spec, config = runs.load_run_config(run)
-    template = VMC(system, spec.build(system), config).initial_state()
-    state, meta = checkpoint.load(run / runs.CHECKPOINT, template)
+    fresh = VMC(system, spec.build(system), config).initial_state()
+    state, meta = checkpoint.load(run / runs.CHECKPOINT, fresh)
+    return state, meta, fresh
+
+
+def test_consecutive_rejected_steps_stop_the_run_with_a_good_checkpoint(tmp_path, monkeypatch):
+    _fake_steps(monkeypatch, rejected_from=4)
+    state, meta, _ = _stopped_after_three_rejections(tmp_path / "run")
     assert meta["step"] == 3 and int(state.step) == 3
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state.params))
 
@@ -314,13 +320,8 @@ def test_the_stop_after_rejections_survives_donated_arrays(tmp_path, monkeypatch
     checkpoint that state (it raised "Array has been deleted"), and the run resumes from it."""
     _donating_steps(monkeypatch, rejected_from=4)
     run = tmp_path / "run"
-    with pytest.raises(runs.TrainingStopped, match=r"3 consecutive steps were rejected.*step 3\) is checkpointed"):
-        runs.train("H2", "ferminet", _config(max_rejected_steps=3), run, preset="tiny", progress=False)
-    system, spec, config = runs.load_run_config(run)
-    template = VMC(system, spec.build(system), config).initial_state()
-    state, meta = checkpoint.load(run / runs.CHECKPOINT, template)
+    state, meta, fresh = _stopped_after_three_rejections(run)
     assert meta["step"] == 3 and int(state.step) == 3 and int(state.n_rejected) == 0
-    fresh = VMC(system, spec.build(system), config).initial_state()
     for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(fresh.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b) + 3.0)  # three accepted steps of +1
     _donating_steps(monkeypatch, rejected_from=100)
