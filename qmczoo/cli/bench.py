@@ -54,6 +54,9 @@ def bench(
     objective: str = typer.Option(RUN_DEFAULTS["objective"], "--objective", help="With --states: nes or penalty."),
     penalty: float = typer.Option(RUN_DEFAULTS["penalty"], "--penalty", help="The penalty method's weight (Ha)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed cells again from scratch."),
+    devices: Optional[int] = typer.Option(None, "--devices", show_default=False,
+                                          help="Devices each cell spreads its walkers over; the batch must divide "
+                                               "by it (default: every device)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
     """Compare ansätze on equal terms: every (ansatz, system, seed) cell is pretrained, trained and
@@ -87,7 +90,7 @@ def bench(
                             hf_basis=None if hf_basis.lower() == "none" else hf_basis,
                             monitor_walkers=monitor_walkers, monitor_every=monitor_every, states=states,
                             objective=objective, penalty=penalty, retry_failed=retry_failed,
-                            progress=progress, command=("qmczoo bench " + shlex.join(sys.argv[2:]))
+                            progress=progress, devices=devices, command=("qmczoo bench " + shlex.join(sys.argv[2:]))
                             if sys.argv[1:2] == ["bench"] else None)
     except KeyboardInterrupt:
         typer.echo("interrupted: finished cells and checkpoints are kept; run the same command again to continue",

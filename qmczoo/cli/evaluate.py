@@ -24,6 +24,9 @@ def evaluate(
                                        help="Evaluate a PES run at these geometries instead (as qmczoo train --scan)."),
     geometries: Optional[Path] = typer.Option(None, "--geometries", show_default=False,
                                               help="Evaluate a PES run at the geometries of this YAML/xyz file."),
+    devices: Optional[int] = typer.Option(None, "--devices", show_default=False,
+                                          help="Spread the walkers over this many devices; the walkers must divide "
+                                               "by it (default: every device)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
     """Evaluate a trained run's energy with a reblocked error bar; writes evaluation.json.
@@ -38,7 +41,7 @@ def evaluate(
     from qmczoo.runs import evaluate_run
 
     result = evaluate_run(run_dir, steps, batch_size=batch_size, seed=seed, progress=progress, scan=scan,
-                          geometries=geometries)
+                          geometries=geometries, devices=devices)
     if result.geometries:
         import json
 

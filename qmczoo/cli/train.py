@@ -147,6 +147,11 @@ def train(
                                                  f"(the overlap penalty method) {shown('objective')}."),
     penalty: Optional[float] = typer.Option(None, "--penalty", show_default=False,
                                             help=f"The penalty method's weight alpha, Ha {shown('penalty')}."),
+    devices: Optional[int] = typer.Option(None, "--devices", show_default=False,
+                                          help="Spread the walkers over this many devices (GPUs, or CPU devices "
+                                               "with JAX_NUM_CPU_DEVICES); the batch must divide by it "
+                                               "(default: every device; 1: one device). Not a setting of the run: "
+                                               "a run resumes on any number."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
     """Train an ansatz on a molecule; writes config, log, checkpoints, plot and summary to a run folder.
@@ -158,8 +163,8 @@ def train(
     """
     _quiet_jax()
     from qmczoo import runs
-    from qmczoo.runs.checks import (check_eval_steps, check_serves_geometries, check_states, resolve_geometries,
-                                    with_pretrain_basis)
+    from qmczoo.runs.checks import (check_devices, check_eval_steps, check_serves_geometries, check_states,
+                                    resolve_geometries, with_pretrain_basis)
     from qmczoo.runs.folder import check_out_dir
     from qmczoo.runs.resume import ResumeWarning, check_resume
     from qmczoo.runs.run_config import config_path, load_run_geometries
@@ -199,6 +204,8 @@ def train(
                               f"{'; '.join(bad)}. Drop them, or start a new run")
         total = steps if steps is not None else stored.steps
         TrainConfig(**{**stored.to_dict(), "steps": total})  # validate the new total
+        stored_set = load_run_geometries(resume)
+        check_devices(stored, devices, 1 if stored_set is None else stored_set.n_geometries)
         check_resume(Path(resume), total)  # refuses what would overwrite results; warns of what it repairs
         unit_read = runs.read_config_file(resume).get("input_unit", "bohr")
         typer.echo(f"resuming {resume} | {stored_system.describe()} | {stored_spec.name} ({stored_spec.preset}) | "
@@ -206,7 +213,7 @@ def train(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResumeWarning)  # said above already
             result = runs.train(out_dir=resume, resume=True, config=TrainConfig(steps=total),
-                                progress=progress, eval_steps=eval_steps)
+                                progress=progress, eval_steps=eval_steps, devices=devices)
         _print_summary(result.summary, result.out_dir)
         return
     if config_file is not None:
@@ -240,6 +247,7 @@ def train(
         scan_set = resolve_geometries(sys_obj, scan, geometries, None)
         check_serves_geometries(spec, scan_set)
         check_states(sys_obj, config, scan_set, spec)
+    check_devices(config, devices, 1 if scan_set is None else scan_set.n_geometries)
     check_out_dir(Path(out), fresh=True)
     where = _geometry_text(sys_obj, unit_read)
     if scan_set is not None and scan_set.n_geometries > 1:
@@ -247,7 +255,7 @@ def train(
     typer.echo(f"{sys_obj.describe()} | {spec.name} ({spec.preset}) | {where} | run folder {out}")
     _echo_symmetry_warnings(sys_obj, spec, with_pretrain_basis(config, spec).pretrain_basis)
     result = runs.train(sys_obj, spec, config, out, progress=progress, eval_steps=eval_steps, unit=unit_read,
-                        geometries=scan_set)
+                        geometries=scan_set, devices=devices)
     _print_summary(result.summary, result.out_dir)
 
 

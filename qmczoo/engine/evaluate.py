@@ -88,6 +88,7 @@ def evaluate(vmc, params, walkers, steps: int, key, burn_in: int = 0,
 
         raise ConfigError(f"evaluation needs at least 2 steps, got {steps}")
     sample = make_sampling_step(vmc)
+    params, walkers = vmc.place_params(params), vmc.place_walkers(walkers)
     start = time.perf_counter()
     for i in range(burn_in):
         walkers = vmc.mcmc(params, walkers, jax.random.fold_in(key, steps + i), vmc.R)

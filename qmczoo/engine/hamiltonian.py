@@ -84,10 +84,32 @@ def default_chunk_size(n_electrons: int) -> int:
     return 1 << (target.bit_length() - 1)
 
 
+def to_chunks(x, chunk_size: int):
+    """``x`` ``[b, ...]`` as ``[n_chunks, chunk_size, ...]`` (padded with copies of ``x[0]``),
+    chunk ``k`` holding the walkers ``k, k + n_chunks, k + 2 n_chunks, ...``.
+
+    Strided, not contiguous: with the walker axis split over devices in contiguous blocks,
+    every chunk then takes the same share of walkers from every device and stays split the same
+    way, so a device computes only its own walkers (contiguous chunks would make XLA gather
+    the whole batch onto every device). :func:`from_chunks` undoes it."""
+    b = x.shape[0]
+    n_chunks = -(-b // chunk_size)
+    pad = n_chunks * chunk_size - b
+    padded = jnp.concatenate([x, jnp.broadcast_to(x[:1], (pad, *x.shape[1:]))]) if pad else x
+    return jnp.swapaxes(padded.reshape(chunk_size, n_chunks, *x.shape[1:]), 0, 1)
+
+
+def from_chunks(out, b: int):
+    """The ``[b, ...]`` results of ``out`` ``[n_chunks, chunk_size, ...]`` (:func:`to_chunks`'s layout)."""
+    n_chunks, chunk_size = out.shape[:2]
+    return jnp.swapaxes(out, 0, 1).reshape(n_chunks * chunk_size, *out.shape[2:])[:b]
+
+
 def map_in_chunks(fn, chunk_size: int | None):
     """Lift ``fn(params, r [b,N,3], R) -> [b]`` to evaluate ``r`` ``chunk_size`` walkers at a
-    time (``jax.lax.map`` over chunks; a batch that does not divide is padded and cut back).
-    ``None`` or a chunk as large as the batch: ``fn`` on the whole batch."""
+    time (``jax.lax.map`` over chunks in :func:`to_chunks`'s strided layout; a batch that does
+    not divide is padded and cut back). ``None`` or a chunk as large as the batch: ``fn`` on
+    the whole batch."""
     if chunk_size is None:
         return fn
 
@@ -95,11 +117,7 @@ def map_in_chunks(fn, chunk_size: int | None):
         b = r.shape[0]
         if b <= chunk_size:
             return fn(params, r, R)
-        n_chunks = -(-b // chunk_size)
-        pad = n_chunks * chunk_size - b
-        padded = jnp.concatenate([r, jnp.broadcast_to(r[:1], (pad, *r.shape[1:]))]) if pad else r
-        out = jax.lax.map(lambda x: fn(params, x, R), padded.reshape(n_chunks, chunk_size, *r.shape[1:]))
-        return out.reshape(n_chunks * chunk_size, *out.shape[2:])[:b]
+        return from_chunks(jax.lax.map(lambda x: fn(params, x, R), to_chunks(r, chunk_size)), b)
 
     return chunked
 

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qmczoo.engine.hamiltonian import make_local_energy
+from qmczoo.engine.hamiltonian import from_chunks, make_local_energy, to_chunks
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -207,15 +207,9 @@ def map_walkers_in_chunks(fn, chunk_size: int | None):
         b = r.shape[0]
         if b <= chunk_size:
             return fn(params, r, keys, R)
-        n_chunks = -(-b // chunk_size)
-        pad = n_chunks * chunk_size - b
-
-        def split(x):
-            x = jnp.concatenate([x, jnp.broadcast_to(x[:1], (pad, *x.shape[1:]))]) if pad else x
-            return x.reshape(n_chunks, chunk_size, *x.shape[1:])
-
-        out = jax.lax.map(lambda xs: fn(params, xs[0], xs[1], R), (split(r), split(keys)))
-        return out.reshape(n_chunks * chunk_size, *out.shape[2:])[:b]
+        chunks = (to_chunks(r, chunk_size), to_chunks(keys, chunk_size))
+        out = jax.lax.map(lambda xs: fn(params, xs[0], xs[1], R), chunks)
+        return from_chunks(out, b)
 
     return chunked
 

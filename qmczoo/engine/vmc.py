@@ -22,6 +22,7 @@ import optax
 
 from qmczoo.engine.background import BackgroundWork
 from qmczoo.engine.config import DEFAULT_LEARNING_RATE, DEFAULT_PRETRAIN_BASIS, OPTIMIZERS, TrainConfig  # noqa: F401  (re-exported)
+from qmczoo.engine.devices import check_walker_counts, resolve_device_count, walker_sharding
 from qmczoo.engine.hamiltonian import default_chunk_size, make_batch_local_energy
 from qmczoo.engine.loss import make_energy_loss
 from qmczoo.engine.pseudopotential import PseudopotentialTerms
@@ -91,9 +92,14 @@ class VMC:
         (``config.batch_size`` rounded up to a multiple of ``G``), each geometry has its own
         step size, Hartree–Fock solution and energy, and ``self.R`` is ``[G, M, 3]``; with one
         geometry everything is as it was (``self.R`` ``[M, 3]``).
+      devices: how many devices the walkers are spread over (:mod:`qmczoo.engine.devices`;
+        None: every device there is). The batch (and the monitor chain) must divide by it. With
+        one device nothing is placed and the programs are the one-device programs; with more,
+        :meth:`initial_state`, :meth:`pretrain` and :meth:`place` shard the walkers and
+        replicate everything else, and the jitted functions run unchanged on such arrays.
     """
 
-    def __init__(self, system, wf, config: TrainConfig, geometries=None):
+    def __init__(self, system, wf, config: TrainConfig, geometries=None, devices: int | None = None):
         # kfac-jax (and jax's default dtypes) need the global x64 switch to match the run's
         # precision: a float64 run turns it on, a float32 run turns it off.
         jax.config.update("jax_enable_x64", config.dtype == "float64")
@@ -111,6 +117,11 @@ class VMC:
             self.R = jnp.asarray(self.geometries, self.dtype)
             self.batch_size = self.n_geometries * walkers_per_geometry(config.batch_size, self.n_geometries)
             self.monitor_walkers = self.n_geometries * walkers_per_geometry(config.monitor_walkers, self.n_geometries)
+        self.devices = resolve_device_count(devices)
+        check_walker_counts(self.batch_size, self.monitor_walkers, self.devices)
+        self.sharding = walker_sharding(self.devices)  # None on one device
+        if self.sharding is not None:
+            self.R = self.sharding.replicate(self.R)
         # with an ECP: the ECP's terms (None without one); the objective then uses the effective
         # charges and a local energy that takes a key
         self.pseudopotential = PseudopotentialTerms.from_system(system)
@@ -235,9 +246,26 @@ class VMC:
         monitor = None
         if self.monitor_walkers:
             monitor = self._walkers(jax.random.fold_in(k_walkers, _MONITOR), self.monitor_walkers)
+        if self.sharding is not None:
+            params = self.sharding.replicate(params)
+            walkers, monitor = self.sharding.place_walkers(walkers), self.sharding.place_walkers(monitor)
         opt_state = self.init_opt_state(params, walkers, k_opt) if optimizer else None
-        return TrainState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=opt_state,
-                          walkers=walkers, key=k_run, n_rejected=jnp.asarray(0, jnp.int32), monitor=monitor)
+        return self.place(TrainState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=opt_state,
+                                     walkers=walkers, key=k_run, n_rejected=jnp.asarray(0, jnp.int32),
+                                     monitor=monitor))
+
+    def place_walkers(self, walkers: WalkerState) -> WalkerState:
+        """Walkers on this VMC's devices (sharded); one device: ``walkers``."""
+        return walkers if self.sharding is None else self.sharding.place_walkers(walkers)
+
+    def place_params(self, params):
+        """Parameters on every device of this VMC; one device: ``params``."""
+        return params if self.sharding is None else self.sharding.replicate(params)
+
+    def place(self, state: TrainState) -> TrainState:
+        """``state`` on this VMC's devices (walkers sharded, the rest replicated): a state read
+        from a checkpoint, or one made for another number of devices. One device: ``state``."""
+        return state if self.sharding is None else self.sharding.place_state(state)
 
     def init_opt_state(self, params, walkers, key):
         if self.config.optimizer == "kfac":
@@ -269,14 +297,19 @@ class VMC:
         # the training step's compilation needs only shapes: it runs on copies beside
         # Hartree-Fock and pretraining, and is joined before the main thread calls any of its
         # functions (jax does not share a compilation in flight between threads)
-        example = self._copy(state)
-        compiling = BackgroundWork(lambda: self.compile_step(example), name="qmczoo-compile-step")
+        # On several devices the step compiles at its first call instead: programs with collectives
+        # running from two threads at once can deadlock on GPUs.
+        compiling = None
+        if self.sharding is None:
+            example = self._copy(state)
+            compiling = BackgroundWork(lambda: self.compile_step(example), name="qmczoo-compile-step")
         params, walkers, losses = self._pretrain_loop(state, steps, progress)  # an error leaves the daemon
-        compiling.join()
-        log.debug("training step compiled beside pretraining in %.1f s", compiling.seconds)
+        if compiling is not None:
+            compiling.join()
+            log.debug("training step compiled beside pretraining in %.1f s", compiling.seconds)
         walkers = walkers.replace(step_size=jnp.full(walkers.step_size.shape, self.config.step_size, self.dtype))
-        return state.replace(params=params, walkers=walkers,
-                             opt_state=self.init_opt_state(params, walkers, k_opt)), losses
+        state = self.place(state.replace(params=params, walkers=walkers))
+        return state.replace(opt_state=self.init_opt_state(state.params, state.walkers, k_opt)), losses
 
     def _pretrain_loop(self, state: TrainState, steps: int, progress) -> tuple[Any, WalkerState, list[float]]:
         """Hartree–Fock, then ``steps`` pretraining steps; returns parameters, walkers, losses."""

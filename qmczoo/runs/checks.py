@@ -52,6 +52,20 @@ def check_resources(system: System, spec: AnsatzSpec, config: TrainConfig):
                               f"in the {mol.nao} orbitals of basis {config.pretrain_basis!r} used for pretraining")
 
 
+def check_devices(config: TrainConfig, devices: int | None, n_geometries: int = 1) -> int:
+    """The number of devices a run uses (None: all), checked against its walker counts (the
+    batch and the monitor chain, rounded up per geometry as the VMC does): one ``ConfigError``
+    line before anything is written."""
+    from qmczoo.engine.devices import check_walker_counts, resolve_device_count
+    from qmczoo.engine.vmc import walkers_per_geometry
+
+    count = resolve_device_count(devices)
+    g = max(1, n_geometries)
+    check_walker_counts(g * walkers_per_geometry(config.batch_size, g),
+                        g * walkers_per_geometry(config.monitor_walkers, g) if config.monitor_walkers else 0, count)
+    return count
+
+
 def with_pretrain_basis(config: TrainConfig, spec: AnsatzSpec) -> TrainConfig:
     """``config`` with its pretraining basis settled: as given, else the ansatz's ``hf_basis``
     option (the basis of the Hartree–Fock orbitals it starts from or fits its envelopes to, so

@@ -14,7 +14,8 @@ from qmczoo.engine.states import make_vmc
 from qmczoo.engine.vmc import EVALUATION_KEY_TAG, walkers_per_geometry
 from qmczoo.errors import ConfigError
 from qmczoo.runs import checkpoint
-from qmczoo.runs.checks import check_resources, check_serves_geometries, out_of_memory, resolve_geometries
+from qmczoo.runs.checks import (check_devices, check_resources, check_serves_geometries, out_of_memory,
+                                resolve_geometries)
 from qmczoo.runs.folder import CHECKPOINT, check_out_dir, lock_run, write_json
 from qmczoo.runs.progress import Progress
 from qmczoo.runs.run_config import load_run_config, load_run_geometries
@@ -24,7 +25,7 @@ EVALUATION_BURN_IN = 20  # unmeasured Metropolis calls (of mcmc_steps each) befo
 
 def evaluate_run(out_dir: str | Path, steps: int = defaults.EVALUATE_STEPS, *, batch_size: int | None = None, seed: int | None = None,
                  burn_in: int = EVALUATION_BURN_IN, progress: bool = True, scan: str | None = None,
-                 geometries=None):
+                 geometries=None, devices: int | None = None):
     """Evaluate the energy of a trained run folder; writes ``evaluation.json``.
 
     Uses the checkpoint's parameters and walkers (re-sampled from them if ``batch_size``
@@ -34,6 +35,8 @@ def evaluate_run(out_dir: str | Path, steps: int = defaults.EVALUATE_STEPS, *, b
     A run trained on several geometries is evaluated on each (E ± sigma per geometry in
     ``evaluation.json``, ``pes.csv`` and ``pes.png``); ``scan``/``geometries`` (as for
     :func:`train`) evaluate it at other geometries instead, from freshly sampled walkers.
+    ``devices``: how many devices the walkers are spread over (None: all; the walkers must
+    divide by it).
     """
     for name, value, low in (("steps", steps, 2), ("batch_size", batch_size, 1), ("seed", seed, 0),
                              ("burn_in", burn_in, 0)):
@@ -59,10 +62,15 @@ def evaluate_run(out_dir: str | Path, steps: int = defaults.EVALUATE_STEPS, *, b
         if config.states > 1 and (at.n_geometries > 1 or not np.allclose(at.positions[0], system.positions)):
             raise ConfigError(f"{out} holds {config.states} states trained at one geometry; it is evaluated there "
                               "only (drop --scan/--geometries)")
+    evaluated_on = at if at is not None else trained_on
+    n_geometries = 1 if evaluated_on is None else evaluated_on.n_geometries
+    check_devices(dataclasses.replace(config, batch_size=batch_size or config.batch_size), devices, n_geometries)
+    if batch_size is not None:  # the trained machinery must hold the checkpoint's walkers too
+        check_devices(config, devices, 1 if trained_on is None else trained_on.n_geometries)
     with lock_run(out):
         try:
             return _evaluate_run(out, steps, batch_size=batch_size, seed=seed, burn_in=burn_in, progress=progress,
-                                 trained_on=trained_on, at=at)
+                                 trained_on=trained_on, at=at, devices=devices)
         except jax.errors.JaxRuntimeError as exc:
             if out_of_memory(exc):
                 raise ConfigError(f"out of memory with {batch_size} walkers: use a smaller --batch-size") from None
@@ -70,7 +78,8 @@ def evaluate_run(out_dir: str | Path, steps: int = defaults.EVALUATE_STEPS, *, b
 
 
 def _evaluate_run(out_dir: str | Path, steps: int = defaults.EVALUATE_STEPS, *, batch_size: int | None = None, seed: int | None = None,
-                  burn_in: int = EVALUATION_BURN_IN, progress: bool = True, trained_on=None, at=None):
+                  burn_in: int = EVALUATION_BURN_IN, progress: bool = True, trained_on=None, at=None,
+                  devices: int | None = None):
     from qmczoo.engine.evaluate import evaluate
     from qmczoo.runs.pes import error_summary, write_pes
 
@@ -80,7 +89,7 @@ def _evaluate_run(out_dir: str | Path, steps: int = defaults.EVALUATE_STEPS, *, 
         raise ConfigError(f"{out} has no {CHECKPOINT}: train first")
     trained = None if trained_on is None or trained_on.n_geometries == 1 else trained_on.positions
     wf = spec.build(system, geometries=trained)  # built as trained (its static frame comes from these)
-    vmc = make_vmc(system, wf, config, geometries=trained)
+    vmc = make_vmc(system, wf, config, geometries=trained, devices=devices)
     template = vmc.initial_state()
     state, _ = checkpoint.load(out / CHECKPOINT, template)
     walkers = state.walkers
@@ -90,7 +99,7 @@ def _evaluate_run(out_dir: str | Path, steps: int = defaults.EVALUATE_STEPS, *, 
     if at is not None and (trained_on is None or not np.array_equal(at.positions, trained_on.positions)):
         gset = at if at.n_geometries > 1 else None  # other geometries: a VMC for them, fresh walkers
         vmc = make_vmc(at.system, wf, dataclasses.replace(config, batch_size=batch_size or config.batch_size),
-                       geometries=None if gset is None else at.positions)
+                       geometries=None if gset is None else at.positions, devices=devices)
         walkers = vmc._walkers(key, vmc.batch_size).replace(step_size=jnp.full(
             () if gset is None else (at.n_geometries,), float(np.mean(walkers.step_size)), vmc.dtype))
         burn_in = max(burn_in, 100)

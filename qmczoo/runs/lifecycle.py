@@ -33,6 +33,7 @@ from qmczoo.errors import ConfigError, QmczooError
 from qmczoo.registry import AnsatzSpec, get_ansatz
 from qmczoo.runs import checkpoint
 from qmczoo.runs.checks import (
+    check_devices,
     check_eval_steps,
     check_resources,
     check_serves_geometries,
@@ -77,7 +78,8 @@ class TrainingStopped(QmczooError):
 def train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, config: TrainConfig | None = None,
           out_dir: str | Path | None = None, *, preset: str | None = None, options: dict | None = None,
           progress: bool = True, eval_steps: int = 0, resume: bool = False, unit: str | None = None,
-          time_budget: float | None = None, scan: str | None = None, geometries=None) -> RunResult:
+          time_budget: float | None = None, scan: str | None = None, geometries=None,
+          devices: int | None = None) -> RunResult:
     """Train an ansatz on a system; with ``out_dir``, write (or continue) a run folder.
 
     Args:
@@ -103,6 +105,9 @@ def train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, co
         built :class:`~qmczoo.chemistry.geometry_set.GeometrySet` as ``geometries``. The evaluation then
         gives E ± sigma per geometry (``pes.csv``, ``pes.png``). Any other ansatz given several
         geometries is refused (train one run per geometry).
+      devices: how many devices the walkers are spread over (None: every device there is; the
+        batch must divide by it). Not part of the run's settings: a run resumes on any number
+        of devices that divides its batch (:mod:`qmczoo.engine.devices`).
 
     Everything is validated before anything is written. The folder is locked while the
     run trains. A new run that fails before its first checkpoint leaves no files behind;
@@ -119,12 +124,14 @@ def train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, co
         if config is not None:
             stored = dataclasses.replace(stored, steps=config.steps)
         check_resources(stored_system, stored_spec, stored)
+        stored_geometries = load_run_geometries(out)
+        check_devices(stored, devices, 1 if stored_geometries is None else stored_geometries.n_geometries)
         check_resume(out, stored.steps)  # before the lock too: a refused resume leaves no lock file behind
         with lock_run(out):
             try:
                 check_resume(out, stored.steps)  # again, now that no one else can write here
                 return _train(out_dir=out, resume=True, config=stored, progress=progress, eval_steps=eval_steps,
-                              time_budget=time_budget)
+                              time_budget=time_budget, devices=devices)
             except KeyboardInterrupt:
                 raise RunInterrupted(out, (out / CHECKPOINT).exists()) from None
             except OSError as exc:
@@ -150,9 +157,10 @@ def train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, co
         system = gset.system  # the first geometry of the set
     check_resources(system, spec, config)
     check_states(system, config, gset, spec)
+    check_devices(config, devices, 1 if gset is None else gset.n_geometries)
     if out is None:
         return _train(system, spec, config, None, progress=progress, eval_steps=eval_steps, time_budget=time_budget,
-                      geometries=gset)
+                      geometries=gset, devices=devices)
     check_out_dir(out, fresh=True)
     created = not out.exists()
     try:
@@ -166,7 +174,7 @@ def train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, co
             raise
         try:
             return _train(system, spec, config, out, progress=progress, eval_steps=eval_steps,
-                          input_unit=input_unit, time_budget=time_budget, geometries=gset)
+                          input_unit=input_unit, time_budget=time_budget, geometries=gset, devices=devices)
         except KeyboardInterrupt:
             raise RunInterrupted(out, (out / CHECKPOINT).exists()) from None
         except BaseException as exc:
@@ -183,7 +191,7 @@ def train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, co
 def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, config: TrainConfig | None = None,
            out_dir: str | Path | None = None, *, preset: str | None = None, options: dict | None = None,
            progress: bool = True, eval_steps: int = 0, resume: bool = False, input_unit: str | None = None,
-           time_budget: float | None = None, geometries=None) -> RunResult:
+           time_budget: float | None = None, geometries=None, devices: int | None = None) -> RunResult:
     """The body of :func:`train` (same arguments; ``input_unit`` is the unit the geometry was
     read in, ``geometries`` a GeometrySet or None), run with its inputs checked and its folder
     locked."""
@@ -217,14 +225,16 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
 
     gset = geometries if geometries is not None and geometries.n_geometries > 1 else None
     positions = None if gset is None else gset.positions
-    vmc = make_vmc(system, spec.build(system, geometries=positions), config, geometries=positions)
+    vmc = make_vmc(system, spec.build(system, geometries=positions), config, geometries=positions, devices=devices)
     pretraining = not (resume and not restart) and config.pretrain_steps > 0
     state = vmc.initial_state(optimizer=not pretraining)  # pretraining initialises the optimizer itself
     extra: dict[str, Any] = {"ansatz": spec.name, "preset": spec.preset, "input_unit": input_unit or "bohr",
+                             "devices": vmc.devices,
                              "geometry_bohr": [[sym, *xyz] for sym, xyz in zip(system.symbols, system.coords)]}
     with Progress(progress) as bars:
         if resume and not restart:
             state, meta = checkpoint.load(out / CHECKPOINT, state)
+            state = vmc.place(state)  # on this run's devices, however many the checkpoint was written from
             truncate_log(out, int(state.step))  # a damaged log is refused (check_resume has said so already)
             truncate_geometry_log(out / GEOMETRY_LOG, int(state.step))
             truncate_state_log(out / STATE_LOG, int(state.step))

@@ -187,6 +187,9 @@ def evaluate_states(vmc, params, walkers, steps: int, key, burn_in: int = 0, pro
         raise ConfigError(f"evaluation needs at least 2 steps, got {steps}")
     main = make_states_sampling_steps(vmc)
     adapt_gram, gram_step = make_gram_chain(vmc)
+    params, walkers = vmc.place_params(params), vmc.place_walkers(walkers)
+    if overlap_walkers is not None:
+        overlap_walkers = vmc.place_walkers(overlap_walkers)
     start = time.perf_counter()
     nes = vmc.config.objective == "nes"
     n = vmc.states.n_electrons

@@ -49,6 +49,7 @@ class StatesVMC(VMC):
         :class:`~qmczoo.wavefunction.StateSet`.
       config: the run's settings (``states``, ``objective``, ``penalty``).
       geometries: must be None: several states are trained at one geometry.
+      devices: as for :class:`VMC`.
 
     Raises:
       ConfigError: a scan over geometries, a StateSet of another ``k``, or a system with an
@@ -60,7 +61,7 @@ class StatesVMC(VMC):
     sum of the states' own local energies (penalty), the energy the monitor chain logs.
     """
 
-    def __init__(self, system, wf, config: TrainConfig, geometries=None):
+    def __init__(self, system, wf, config: TrainConfig, geometries=None, devices: int | None = None):
         if geometries is not None and np.shape(geometries)[0] > 1:
             raise ConfigError("several states are trained at one geometry; a scan over geometries is not supported")
         if getattr(system, "ecp", None) is not None:
@@ -69,7 +70,7 @@ class StatesVMC(VMC):
         if self.states.k != config.states:
             raise ConfigError(f"the StateSet has {self.states.k} states but config.states is {config.states}")
         self.k = self.states.k
-        super().__init__(system, self.states, config, geometries=None)
+        super().__init__(system, self.states, config, geometries=None, devices=devices)
 
     def _build_objective(self):
         c, states, k = self.config, self.states, self.k
@@ -132,8 +133,9 @@ class StatesVMC(VMC):
                     overlap_penalty=None if penalty is None else float(penalty))
 
 
-def make_vmc(system, wf, config: TrainConfig, geometries=None) -> VMC:
-    """The VMC machinery a run needs: :class:`StatesVMC` for ``config.states > 1``, else :class:`VMC`."""
+def make_vmc(system, wf, config: TrainConfig, geometries=None, devices: int | None = None) -> VMC:
+    """The VMC machinery a run needs: :class:`StatesVMC` for ``config.states > 1``, else :class:`VMC`
+    (``devices``: how many devices the walkers are spread over; None: all)."""
     if config.states > 1:
-        return StatesVMC(system, wf, config, geometries=geometries)
-    return VMC(system, wf, config, geometries=geometries)
+        return StatesVMC(system, wf, config, geometries=geometries, devices=devices)
+    return VMC(system, wf, config, geometries=geometries, devices=devices)

@@ -127,7 +127,7 @@ def _finish_row(row: dict, result, log: dict, hf: dict | None, wall: float) -> d
 
 
 def _run_cell(variant: AnsatzVariant, system, seed: int, settings: BenchSettings, cell: Path, rel: str,
-              hf: dict | None, retry_failed: bool) -> tuple[dict, str]:
+              hf: dict | None, retry_failed: bool, devices: int | None = None) -> tuple[dict, str]:
     """Train (or resume) and evaluate one cell; returns ``(row, how)`` with how in
     done/failed/skipped/resumed. Exceptions other than KeyboardInterrupt fail the cell only."""
     from qmczoo import runs
@@ -157,14 +157,14 @@ def _run_cell(variant: AnsatzVariant, system, seed: int, settings: BenchSettings
                 if budget <= 0:  # the budget ran out before the interruption: evaluate only
                     budget, steps = None, min(steps, int(log["step"][-1]))
             result = runs.train(out_dir=cell, resume=True, config=settings.train_config(seed, steps),
-                                progress=False, eval_steps=settings.eval_steps, time_budget=budget)
+                                progress=False, eval_steps=settings.eval_steps, time_budget=budget, devices=devices)
         else:
             if cell.exists():  # stopped before its first checkpoint: start again
                 _remove_cell(cell)
                 wall_before = 0.0
             spec = get_ansatz(variant.name, settings.preset, **{**settings.sets, **variant.options})
             result = runs.train(system, spec, settings.train_config(seed), cell, progress=False,
-                                eval_steps=settings.eval_steps, time_budget=settings.time_budget)
+                                eval_steps=settings.eval_steps, time_budget=settings.time_budget, devices=devices)
         multi = getattr(result.evaluation, "states", None)
         if multi:
             row["reference_energy"], hf = None, None

@@ -27,6 +27,7 @@ from qmczoo.runs.bench.spec import (
     parse_seeds,
     parse_systems,
 )
+from qmczoo.runs.checks import check_devices
 from qmczoo.runs.folder import LOCK_FILE, check_no_links, lock_run, write_file
 
 
@@ -126,7 +127,7 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = de
               hf_basis: str | None = DEFAULT_HF_BASIS, monitor_walkers: int | None = None,
               monitor_every: int | None = None, states: int = RUN_DEFAULTS["states"],
               objective: str = RUN_DEFAULTS["objective"], penalty: float = RUN_DEFAULTS["penalty"],
-              retry_failed: bool = False, progress: bool = True,
+              retry_failed: bool = False, progress: bool = True, devices: int | None = None,
               command: str | None = None, on_cell: Callable[[dict, str], None] | None = None) -> BenchResults:
     """Train and evaluate every (ansatz variant, system, seed) cell under one budget.
 
@@ -150,6 +151,8 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = de
         ``states`` column and ``state_results``.
       retry_failed: run failed cells again (from scratch) instead of reporting the old failure.
       progress: a rich progress display across cells (per-cell progress bars stay off).
+      devices: devices each cell spreads its walkers over (None: every device; not a setting
+        of the bench: a bench continues on any number that divides the batch).
       command: the command line, recorded in results.md.
       on_cell: ``on_cell(row, how)`` after each cell (how: done, resumed, skipped, failed).
 
@@ -175,6 +178,7 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = de
                              monitor_walkers=monitor_walkers, monitor_every=monitor_every, states=states,
                              objective=objective, penalty=penalty)
     _check_cells(variants, system_list, seed_list, settings)  # every cell's settings, before anything is written
+    check_devices(settings.train_config(seed_list[0]), devices)
     out = Path(out_dir)
     _check_folder(out, settings)
     try:
@@ -183,10 +187,12 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = de
         raise ConfigError(f"cannot create bench folder {out}: {exc}") from None
     with lock_run(out):  # a second bench (or a run) in this folder is refused while this one runs
         return _run_locked(out, variants, system_list, seed_list, settings, progress=progress, command=command,
+                           devices=devices,
                            retry_failed=retry_failed, on_cell=on_cell)
 
 
 def _run_locked(out: Path, variants, system_list, seed_list, settings: BenchSettings, *, progress: bool,
+                devices: int | None = None,
                 command: str | None, retry_failed: bool, on_cell) -> BenchResults:
     """The body of :func:`run_bench`, with its settings checked and its folder locked."""
     from qmczoo import __version__
@@ -233,7 +239,7 @@ def _run_locked(out: Path, variants, system_list, seed_list, settings: BenchSett
             if progress:
                 bar.update(task, description=f"{variant.label} | {system.name} | seed {seed}")
             row, how = _run_cell(variant, system, seed, settings, out / rel, rel, hf.get(system.name),
-                                 retry_failed)
+                                 retry_failed, devices=devices)
             results.rows.append(row)
             results.write()
             if progress:
