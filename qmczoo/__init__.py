@@ -30,15 +30,17 @@ _LAZY = {"TrainConfig": ("qmczoo.engine.config", "TrainConfig"), "VMC": ("qmczoo
 
 
 def __getattr__(name):
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module), attr)
+    if name == "distributed":  # qmczoo.distributed.initialize(): jax is not started by the import
+        return importlib.import_module("qmczoo.distributed")
     raise AttributeError(f"module 'qmczoo' has no attribute {name!r}")
 
 __all__ = [
     "ConfigError", "QmczooError", "SystemSpecError", "System", "StatesVMC", "TrainConfig", "VMC",
-    "evaluate_run", "get_ansatz", "get_system", "list_ansatze", "list_layers", "register_ansatz",
+    "distributed", "evaluate_run", "get_ansatz", "get_system", "list_ansatze", "list_layers", "register_ansatz",
     "register_layer", "run_bench", "run_training", "states",
 ]

@@ -22,11 +22,6 @@ from qmczoo import runs
 
 from qmczoo.runs import checkpoint
 
-ARGS = ["--system", "H2", "--preset", "tiny", "--steps", "6", "--pretrain-steps", "0", "--batch-size", "16",
-        "--eval-steps", "0", "--burn-in", "2", "--mcmc-steps", "2", "--checkpoint-every", "2", "--dtype", "float64",
-        "--optimizer", "adam", "--seed", "1", "--no-progress"]
-
-
 def _env(tmp_path, kill=None):
     # one OpenMP thread: pyscf's Hartree-Fock (the target of pretraining) sums in a fixed order only then
     env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax-cache"),
@@ -76,32 +71,6 @@ def _assert_same_energies(run, ref):
     np.testing.assert_allclose(b["variance"], a["variance"], rtol=1e-10, atol=0)
 
 
-@pytest.mark.slow
-def test_sigkill_at_any_moment_leaves_a_resumable_run(tmp_path):
-    ref, run, early = tmp_path / "ref", tmp_path / "run", tmp_path / "early"
-    _qmczoo(tmp_path, [*ARGS, "--out", str(ref)])
-    assert list(runs.read_log(ref)["step"]) == [1, 2, 3, 4, 5, 6]
-
-    # 1. killed half-way through writing the third checkpoint (steps 0, 2, then 4)
-    _qmczoo(tmp_path, [*ARGS, "--out", str(run)], kill="checkpoint-partial:3", expect_killed=True)
-    assert _checkpoint_step(run) == 2
-    assert (run / (runs.CHECKPOINT + ".tmp")).exists()  # the half-written file never replaced the good one
-
-    # 2. resumed, then killed after the next checkpoint is fully written but before its rename
-    _qmczoo(tmp_path, ["--resume", str(run)], kill="checkpoint-before-rename:1", expect_killed=True)
-    assert _checkpoint_step(run) == 2
-
-    # 3. resumed to the end: the very same energies as the uninterrupted run
-    _qmczoo(tmp_path, ["--resume", str(run)])
-    _assert_same_energies(run, ref)
-
-    # 4. killed from outside before its first checkpoint (setup, compilation): resume starts it again
-    _kill_once_started(tmp_path, [*ARGS, "--out", str(early)], early)
-    assert _checkpoint_step(early) in (None, 0)
-    _qmczoo(tmp_path, ["--resume", str(early)])
-    _assert_same_energies(early, ref)
-
-
 # a PES run (PESNet over three H2 geometries) with Hartree-Fock pretraining
 PES_ARGS = ["--system", "H2", "--ansatz", "pesnet", "--preset", "tiny", "--scan", "bond=1.0:2.0:3", "--steps", "6",
             "--pretrain-steps", "3", "--batch-size", "12", "--eval-steps", "0", "--burn-in", "2", "--mcmc-steps", "2",
@@ -122,16 +91,25 @@ def _assert_same_geometry_logs(run, ref):
 
 
 @pytest.mark.slow
-def test_sigkill_of_a_pes_run_with_pretraining_resumes_to_the_same_energies(tmp_path):
-    """A PES run killed after pretraining (inside a checkpoint write) and one killed during
-    pretraining (before its first checkpoint: it starts again) both resume to the uninterrupted
-    run's energies, per step and per geometry, to 1e-10 (float64, one BLAS/OpenMP thread)."""
+def test_sigkill_at_any_moment_of_a_pes_run_with_pretraining_resumes_to_the_same_energies(tmp_path):
+    """A PES run with pretraining killed at every kind of moment resumes to the uninterrupted
+    run's energies, per step and per geometry, to 1e-10 (float64, one BLAS/OpenMP thread):
+    half-way through writing a checkpoint (the half-written file never replaces the good one),
+    between writing the next checkpoint and renaming it (on resume), and during pretraining,
+    before its first checkpoint (it starts again). One run covers the single-geometry path too:
+    the checkpoint and the resume are the same code."""
     ref, run, early = tmp_path / "ref", tmp_path / "run", tmp_path / "early"
     _qmczoo(tmp_path, [*PES_ARGS, "--out", str(ref)])
     assert list(runs.read_log(ref)["step"]) == [1, 2, 3, 4, 5, 6]
 
+    # 1. killed half-way through writing the third checkpoint (steps 0, 2, then 4)
     _qmczoo(tmp_path, [*PES_ARGS, "--out", str(run)], kill="checkpoint-partial:3", expect_killed=True)
     assert _checkpoint_step(run) == 2
+    assert (run / (runs.CHECKPOINT + ".tmp")).exists()
+    # 2. resumed, then killed after the next checkpoint is fully written but before its rename
+    _qmczoo(tmp_path, ["--resume", str(run)], kill="checkpoint-before-rename:1", expect_killed=True)
+    assert _checkpoint_step(run) == 2
+    # 3. resumed to the end
     _qmczoo(tmp_path, ["--resume", str(run)])
     _assert_same_energies(run, ref)
     _assert_same_geometry_logs(run, ref)

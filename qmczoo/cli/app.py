@@ -148,3 +148,38 @@ def _capture_geometry_warnings(fn, *args, **kwargs):
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return result
+
+
+# --distributed and its three options, shared by train, evaluate and bench (docs/devices.md)
+DISTRIBUTED = typer.Option(False, "--distributed",
+                           help="Run as one process of several (hosts, or one per GPU) on jax's distributed "
+                                "runtime; every process gets the same command and --out. Under SLURM or Open MPI "
+                                "the processes are found from the environment.")
+COORDINATOR = typer.Option(None, "--coordinator", show_default=False,
+                           help="With --distributed: HOST:PORT of process 0 (default: from SLURM / Open MPI).")
+NUM_PROCESSES = typer.Option(None, "--num-processes", show_default=False,
+                             help="With --distributed: the number of processes (default: from SLURM / Open MPI).")
+PROCESS_ID = typer.Option(None, "--process-id", show_default=False,
+                          help="With --distributed: this process's index, 0 .. P-1 (default: from SLURM / Open MPI).")
+
+
+def _join_distributed(distributed: bool, coordinator, num_processes, process_id) -> None:
+    """Join a distributed run (before anything starts jax); only process 0 prints results."""
+    from qmczoo.errors import ConfigError
+
+    if not distributed:
+        if coordinator is not None or num_processes is not None or process_id is not None:
+            raise ConfigError("--coordinator, --num-processes and --process-id belong to a distributed run: "
+                              "add --distributed")
+        return
+    from qmczoo.distributed import initialize, is_main_process
+
+    initialize(coordinator, num_processes, process_id)
+    if not is_main_process():  # the same lines would come from every process: process 0 speaks
+        sys.stdout.flush()
+        try:  # the collectives' own C++ lines too; errors stay on stderr
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, sys.stdout.fileno())
+            os.close(null)
+        except (OSError, ValueError, AttributeError):  # a stdout without a file descriptor
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the rest of the process

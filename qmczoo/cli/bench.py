@@ -7,7 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from qmczoo.cli.app import _friendly, _quiet_jax, app
+from qmczoo.cli.app import (COORDINATOR, DISTRIBUTED, NUM_PROCESSES, PROCESS_ID, app,
+                            _friendly, _join_distributed, _quiet_jax)
 from qmczoo import defaults
 from qmczoo.defaults import RUN_DEFAULTS
 
@@ -57,6 +58,10 @@ def bench(
     devices: Optional[int] = typer.Option(None, "--devices", show_default=False,
                                           help="Devices each cell spreads its walkers over; the batch must divide "
                                                "by it (default: every device)."),
+    distributed: bool = DISTRIBUTED,
+    coordinator: Optional[str] = COORDINATOR,
+    num_processes: Optional[int] = NUM_PROCESSES,
+    process_id: Optional[int] = PROCESS_ID,
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
     """Compare ansätze on equal terms: every (ansatz, system, seed) cell is pretrained, trained and
@@ -65,6 +70,7 @@ def bench(
     Exit code 0 when every cell finished, 1 when a cell failed (it is in the table), 2 on bad input.
     """
     _quiet_jax()
+    _join_distributed(distributed, coordinator, num_processes, process_id)
     import shlex
     import sys
 

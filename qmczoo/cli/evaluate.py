@@ -9,7 +9,8 @@ import typer
 
 from qmczoo import defaults
 
-from qmczoo.cli.app import _friendly, _quiet_jax, app
+from qmczoo.cli.app import (COORDINATOR, DISTRIBUTED, NUM_PROCESSES, PROCESS_ID, app,
+                            _friendly, _join_distributed, _quiet_jax)
 from qmczoo.cli.train import _pes_table
 
 
@@ -27,6 +28,10 @@ def evaluate(
     devices: Optional[int] = typer.Option(None, "--devices", show_default=False,
                                           help="Spread the walkers over this many devices; the walkers must divide "
                                                "by it (default: every device)."),
+    distributed: bool = DISTRIBUTED,
+    coordinator: Optional[str] = COORDINATOR,
+    num_processes: Optional[int] = NUM_PROCESSES,
+    process_id: Optional[int] = PROCESS_ID,
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
     """Evaluate a trained run's energy with a reblocked error bar; writes evaluation.json.
@@ -37,6 +42,7 @@ def evaluate(
     <S^2> and the overlaps of the states; states.csv and states.png.
     """
     _quiet_jax()
+    _join_distributed(distributed, coordinator, num_processes, process_id)
     from qmczoo.engine.statistics import format_value
     from qmczoo.runs import evaluate_run
 

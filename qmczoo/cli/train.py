@@ -9,7 +9,8 @@ from typing import List, Optional
 
 import typer
 
-from qmczoo.cli.app import _capture_geometry_warnings, _friendly, _quiet_jax, app
+from qmczoo.cli.app import (COORDINATOR, DISTRIBUTED, NUM_PROCESSES, PROCESS_ID, app,
+                            _capture_geometry_warnings, _friendly, _join_distributed, _quiet_jax)
 from qmczoo import defaults
 from qmczoo.defaults import RUN_DEFAULTS, shown
 
@@ -152,6 +153,10 @@ def train(
                                                "with JAX_NUM_CPU_DEVICES); the batch must divide by it "
                                                "(default: every device; 1: one device). Not a setting of the run: "
                                                "a run resumes on any number."),
+    distributed: bool = DISTRIBUTED,
+    coordinator: Optional[str] = COORDINATOR,
+    num_processes: Optional[int] = NUM_PROCESSES,
+    process_id: Optional[int] = PROCESS_ID,
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
     """Train an ansatz on a molecule; writes config, log, checkpoints, plot and summary to a run folder.
@@ -162,6 +167,7 @@ def train(
     may change).
     """
     _quiet_jax()
+    _join_distributed(distributed, coordinator, num_processes, process_id)
     from qmczoo import runs
     from qmczoo.runs.checks import (check_devices, check_eval_steps, check_serves_geometries, check_states,
                                     resolve_geometries, with_pretrain_basis)

@@ -28,7 +28,7 @@ WALKER_AXIS = "walkers"
 
 
 def available_devices() -> int:
-    """Devices a run can use: every device of every process (one host: its local devices)."""
+    """Devices a run can use: every device of every process (one process: its local devices)."""
     return jax.device_count()
 
 
@@ -46,6 +46,10 @@ def resolve_device_count(devices: int | None) -> int:
         kind = jax.devices()[0].platform
         raise ConfigError(f"{devices} devices asked for, but this machine has {there} ({kind}); use --devices {there} "
                           "or fewer")
+    if jax.process_count() > 1 and devices != there:
+        raise ConfigError(f"a run of {jax.process_count()} processes uses every device of every process ({there}); "
+                          f"--devices {devices} would leave some process without one: drop --devices, or start "
+                          "each process on fewer devices (CUDA_VISIBLE_DEVICES)")
     return int(devices)
 
 
@@ -90,12 +94,14 @@ class WalkerSharding:
         return NamedSharding(self.mesh, PartitionSpec())
 
     def replicate(self, tree):
-        """Every array of ``tree`` copied to every device (None and non-arrays kept)."""
-        return jax.tree.map(lambda x: jax.device_put(x, self.replicated) if _is_array(x) else x, tree)
+        """Every array of ``tree`` copied to every device (None and non-arrays kept). Over several
+        processes, process 0's values are the ones copied (so that every device holds the same)."""
+        return jax.tree.map(lambda x: _put(x, self.replicated, from_main=True) if _is_array(x) else x, tree)
 
     def shard(self, x):
-        """An array ``[B, ...]`` split on its leading axis."""
-        return jax.device_put(x, self.walkers)
+        """An array ``[B, ...]`` split on its leading axis (over several processes, each takes its
+        devices' blocks from its own copy of the whole array)."""
+        return _put(x, self.walkers)
 
     def place_walkers(self, walkers):
         """A :class:`~qmczoo.engine.sampler.WalkerState`: positions sharded, step sizes and
@@ -117,10 +123,40 @@ def _is_array(x) -> bool:
     return isinstance(x, (jax.Array, np.ndarray, np.generic))
 
 
+def _put(x, sharding: NamedSharding, from_main: bool = False):
+    """``x`` placed with ``sharding``. On one process: :func:`jax.device_put`. Over several, a global
+    array is built from each process's host copy (``from_main``: process 0's copy), or an array
+    that is already global is resharded by a jitted identity."""
+    if isinstance(x, jax.Array) and x.sharding == sharding:
+        return x
+    if sharding.is_fully_addressable:
+        return jax.device_put(x, sharding)
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        return jax.jit(lambda a: a, out_shardings=sharding)(x)
+    host = np.asarray(x)
+    if from_main:
+        from qmczoo.distributed import from_main as broadcast
+
+        host = np.asarray(broadcast(host))
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def to_host(x) -> np.ndarray:
+    """The whole value of an array as numpy, in every process: an array spread over several
+    processes is gathered (a collective: every process must call this at the same point)."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        if x.is_fully_replicated:
+            return np.asarray(x.addressable_data(0))
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
+
+
 def walker_sharding(devices: int) -> WalkerSharding | None:
     """The placements for a run on ``devices`` devices; None for one (nothing is placed)."""
     return None if devices <= 1 else WalkerSharding.over(devices)
 
 
 __all__ = ["WALKER_AXIS", "WalkerSharding", "available_devices", "check_divides", "check_walker_counts",
-           "resolve_device_count", "walker_sharding"]
+           "resolve_device_count", "to_host", "walker_sharding"]

@@ -22,6 +22,7 @@ import optax
 
 from qmczoo.engine.background import BackgroundWork
 from qmczoo.engine.config import DEFAULT_LEARNING_RATE, DEFAULT_PRETRAIN_BASIS, OPTIMIZERS, TrainConfig  # noqa: F401  (re-exported)
+from qmczoo.distributed import fields_from_main
 from qmczoo.engine.devices import check_walker_counts, resolve_device_count, walker_sharding
 from qmczoo.engine.hamiltonian import default_chunk_size, make_batch_local_energy
 from qmczoo.engine.loss import make_energy_loss
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 _PRETRAIN, _PRETRAIN_OPT, _BURN_IN, _MONITOR = 2**31 + 1, 2**31 + 2, 2**31 + 3, 2**31 + 4
 EVALUATION_KEY_TAG = 2**31 + 7  # fold_in tag of the key an evaluation after training uses
 ECP_QUADRATURE_TAG = 2**31 + 11  # fold_in tag of the rotations of an ECP's quadrature (monitor, evaluation)
+# a Hartree-Fock solution's numbers, taken from process 0 in a distributed run (pyscf's last digits can
+# differ between machines; the pretraining targets of the processes must not)
+HF_FIELDS = ("coeff_up", "coeff_down", "energy")
 
 
 @flax.struct.dataclass
@@ -317,9 +321,10 @@ class VMC:
 
         basis = self.config.pretrain_basis or DEFAULT_PRETRAIN_BASIS
         if self.geometries is None:
-            hf = run_hartree_fock(self.system, basis)
+            hf = fields_from_main(run_hartree_fock(self.system, basis), HF_FIELDS)
         else:  # one Hartree-Fock solution per geometry
-            hf = [run_hartree_fock(self.system_at(g), basis) for g in range(self.n_geometries)]
+            hf = [fields_from_main(run_hartree_fock(self.system_at(g), basis), HF_FIELDS)
+                  for g in range(self.n_geometries)]
         init_opt, step = make_pretrainer(self.wf, hf, self.R, learning_rate=self.config.pretrain_learning_rate,
                                          hf_fraction=self.config.pretrain_hf_fraction)
         return self._run_pretrainer(init_opt, step, state, steps, progress)

@@ -58,11 +58,16 @@ _KILL_COUNTS: dict[str, int] = {}
 
 
 def save(path: str | os.PathLike, tree, metadata: dict | None = None) -> None:
-    """Write ``tree``'s leaves (and small ``metadata``) to ``path`` atomically and durably."""
+    """Write ``tree``'s leaves (and small ``metadata``) to ``path`` atomically and durably.
+
+    Arrays spread over devices are written whole (the walkers of every device, and of every
+    process of a distributed run: then every process must call this at the same step)."""
+    from qmczoo.engine.devices import to_host
+
     with_paths = jax.tree_util.tree_leaves_with_path(tree)
     body = serialization.msgpack_serialize({
         "metadata": metadata or {},
-        "leaves": {str(i): np.asarray(leaf) for i, (_, leaf) in enumerate(with_paths)},
+        "leaves": {str(i): to_host(leaf) for i, (_, leaf) in enumerate(with_paths)},
         "paths": {str(i): jax.tree_util.keystr(path) for i, (path, _) in enumerate(with_paths)},
     })
     data = serialization.msgpack_serialize(

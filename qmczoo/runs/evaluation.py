@@ -16,7 +16,8 @@ from qmczoo.errors import ConfigError
 from qmczoo.runs import checkpoint
 from qmczoo.runs.checks import (check_devices, check_resources, check_serves_geometries, out_of_memory,
                                 resolve_geometries)
-from qmczoo.runs.folder import CHECKPOINT, check_out_dir, lock_run, write_json
+from qmczoo.distributed import any_process, is_main_process, process_count, worker_folder
+from qmczoo.runs.folder import CHECKPOINT, LOCK_FILE, check_out_dir, lock_run, write_json
 from qmczoo.runs.progress import Progress
 from qmczoo.runs.run_config import load_run_config, load_run_geometries
 
@@ -38,6 +39,19 @@ def evaluate_run(out_dir: str | Path, steps: int = defaults.EVALUATE_STEPS, *, b
     ``devices``: how many devices the walkers are spread over (None: all; the walkers must
     divide by it).
     """
+    args = dict(batch_size=batch_size, seed=seed, burn_in=burn_in, progress=progress, scan=scan, geometries=geometries,
+                devices=devices)
+    if process_count() == 1:
+        return _evaluate_in(out_dir, steps, **args)
+    out = Path(out_dir)  # several processes: process 0 writes the folder, the others a copy of it
+    with worker_folder(out, ignore=(LOCK_FILE,)) as folder:
+        any_process()
+        args["progress"] = progress and is_main_process()
+        return _evaluate_in(folder, steps, **args)
+
+
+def _evaluate_in(out_dir, steps, *, batch_size, seed, burn_in, progress, scan, geometries, devices):
+    """:func:`evaluate_run` in this process, on ``out_dir``."""
     for name, value, low in (("steps", steps, 2), ("batch_size", batch_size, 1), ("seed", seed, 0),
                              ("burn_in", burn_in, 0)):
         if value is None:

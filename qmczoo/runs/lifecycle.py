@@ -43,7 +43,8 @@ from qmczoo.runs.checks import (
     with_pretrain_basis,
 )
 from qmczoo.runs.evaluation import EVALUATION_BURN_IN
-from qmczoo.runs.folder import CHECKPOINT, check_out_dir, lock_run, remove_run_files, write_json
+from qmczoo.distributed import any_process, is_main_process, process_count, worker_folder
+from qmczoo.runs.folder import CHECKPOINT, LOCK_FILE, check_out_dir, lock_run, remove_run_files, write_json
 from qmczoo.runs.interrupt import StepBoundaryInterrupt
 from qmczoo.runs.progress import Progress, StepLine
 from qmczoo.runs.resume import check_resume
@@ -109,11 +110,30 @@ def train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, co
         batch must divide by it). Not part of the run's settings: a run resumes on any number
         of devices that divides its batch (:mod:`qmczoo.engine.devices`).
 
+    In a run of several processes (:mod:`qmczoo.distributed`) every process calls this with the
+    same arguments: process 0 checks, locks and writes ``out_dir``; every other process runs the
+    same steps against a scratch copy of the folder of its own
+    (:func:`qmczoo.distributed.worker_folder`).
+
     Everything is validated before anything is written. The folder is locked while the
     run trains. A new run that fails before its first checkpoint leaves no files behind;
     Ctrl-C raises :class:`RunInterrupted` (a ``KeyboardInterrupt``); too many consecutive
     rejected steps raise :class:`TrainingStopped` after checkpointing the last good state.
     """
+    args = dict(preset=preset, options=options, progress=progress, eval_steps=eval_steps, resume=resume, unit=unit,
+                time_budget=time_budget, scan=scan, geometries=geometries, devices=devices)
+    if out_dir is None or process_count() == 1:
+        return _train_in(system, ansatz, config, out_dir, **args)
+    out = Path(out_dir)
+    with worker_folder(out, ignore=(LOCK_FILE,)) as folder:
+        any_process()  # every process holds its copies before process 0 writes into the folder
+        args["progress"] = progress and is_main_process()
+        return _train_in(system, ansatz, config, folder, **args)
+
+
+def _train_in(system, ansatz, config, out_dir, *, preset, options, progress, eval_steps, resume, unit, time_budget,
+              scan, geometries, devices) -> RunResult:
+    """:func:`train` in this process, into ``out_dir``: check everything, lock the folder, train."""
     check_eval_steps(eval_steps)
     out = Path(out_dir) if out_dir is not None else None
     if resume:
@@ -256,6 +276,7 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
         rows, times, step_times, history = [], [], [], []
         last_good, n_bad = state, 0  # the NaN guard's last accepted state and the rejections since
         loop_start = last = time.perf_counter()
+        several_processes = process_count() > 1
         try:
             with StepBoundaryInterrupt() as interrupt:  # a first Ctrl-C lets the step in flight finish
                 for state, stats in iterate_steps(vmc, state, max(0, config.steps - start_step)):
@@ -279,6 +300,8 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
                     bar(info=line(stats))
                     done = int(state.step)
                     over_budget = time_budget is not None and now - loop_start >= time_budget
+                    if several_processes:  # a stop is agreed by every process at the same step
+                        over_budget, interrupt.pending = any_process(over_budget, interrupt.pending)
                     if out is not None and (done % config.checkpoint_every == 0 or done == config.steps or over_budget):
                         write_geometry_log(out / GEOMETRY_LOG, rows)
                         write_state_log(out / STATE_LOG, rows)

@@ -27,6 +27,7 @@ from qmczoo.runs.bench.spec import (
     parse_seeds,
     parse_systems,
 )
+from qmczoo.distributed import any_process, is_main_process, worker_folder
 from qmczoo.runs.checks import check_devices
 from qmczoo.runs.folder import LOCK_FILE, check_no_links, lock_run, write_file
 
@@ -181,14 +182,18 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = de
     check_devices(settings.train_config(seed_list[0]), devices)
     out = Path(out_dir)
     _check_folder(out, settings)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create bench folder {out}: {exc}") from None
-    with lock_run(out):  # a second bench (or a run) in this folder is refused while this one runs
-        return _run_locked(out, variants, system_list, seed_list, settings, progress=progress, command=command,
-                           devices=devices,
-                           retry_failed=retry_failed, on_cell=on_cell)
+    # several processes (qmczoo.distributed): process 0 writes the bench folder, the others a copy of it
+    with worker_folder(out, ignore=(LOCK_FILE,)) as out:
+        any_process()  # every process holds its copy before process 0 writes
+        progress = progress and is_main_process()
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create bench folder {out}: {exc}") from None
+        with lock_run(out):  # a second bench (or a run) in this folder is refused while this one runs
+            return _run_locked(out, variants, system_list, seed_list, settings, progress=progress, command=command,
+                               devices=devices,
+                               retry_failed=retry_failed, on_cell=on_cell)
 
 
 def _run_locked(out: Path, variants, system_list, seed_list, settings: BenchSettings, *, progress: bool,
