@@ -56,6 +56,8 @@ def pytest_unconfigure(config):
 # (xdist's own ``--dist loadgroup`` cannot be used: with pytest 9 its ``xdist_group`` marks no
 # longer reach the scheduler, and every test is scheduled alone.)
 EARLY = (  # (unit, node-id prefixes after the folder)
+    ("devices", ("test_devices.py::",)),  # one subprocess on two CPU devices
+    ("distributed", ("test_distributed.py::",)),  # a chain of real process pairs
     ("plugin-tutorial", ("test_plugins.py::test_the_plugin_tutorial_runs_as_written",)),
     ("pes-run", ("test_pesnet.py::test_a_tiny_pesnet_on_two_h2_geometries",  # share the fixture h2_pes_run
                  "test_pesnet.py::test_a_pes_run_resumes_with_its_geometries")),
