@@ -58,6 +58,10 @@ def bench(
     devices: Optional[int] = typer.Option(None, "--devices", show_default=False,
                                           help="Devices each cell spreads its walkers over; the batch must divide "
                                                "by it (default: every device)."),
+    shard: Optional[str] = typer.Option(None, "--shard", show_default=False,
+                                        help="I/N: run only the cells k with k % N == I (cells counted from 0), "
+                                             "so that N jobs (a job array) fill one bench folder together; "
+                                             "the last to finish writes the whole table."),
     distributed: bool = DISTRIBUTED,
     coordinator: Optional[str] = COORDINATOR,
     num_processes: Optional[int] = NUM_PROCESSES,
@@ -80,8 +84,10 @@ def bench(
     if out is None:
         raise ConfigError("--out DIR is required (the bench folder; run the same command again to continue)")
     from qmczoo.runs.bench import parse_duration, run_bench
+    from qmczoo.runs.bench.spec import parse_shard
 
-    parse_duration(time_budget)  # a bad budget fails before anything is imported or computed
+    parse_duration(time_budget)  # a bad budget or shard fails before anything is imported or computed
+    parse_shard(shard)
     from qmczoo.runs.bench.spec import suite_defaults
 
     chosen = suite_defaults(suite)
@@ -96,7 +102,7 @@ def bench(
                             hf_basis=None if hf_basis.lower() == "none" else hf_basis,
                             monitor_walkers=monitor_walkers, monitor_every=monitor_every, states=states,
                             objective=objective, penalty=penalty, retry_failed=retry_failed,
-                            progress=progress, devices=devices, command=("qmczoo bench " + shlex.join(sys.argv[2:]))
+                            progress=progress, devices=devices, shard=shard, command=("qmczoo bench " + shlex.join(sys.argv[2:]))
                             if sys.argv[1:2] == ["bench"] else None)
     except KeyboardInterrupt:
         typer.echo("interrupted: finished cells and checkpoints are kept; run the same command again to continue",
@@ -108,6 +114,9 @@ def bench(
     console.print(results.rich_table())
     console.print(results.rich_aggregated())
     typer.echo(f"written {out}/results.csv, results.json, results.md, convergence.png; cells in {out}/cells/")
+    if results.meta.get("shard"):
+        typer.echo(f"shard {results.meta['shard']}: the table holds the cells of every shard finished so far "
+                   f"({results.meta.get('cells')})")
     if results.failed:
         typer.echo(f"{len(results.failed)} of {len(results.rows)} cells failed:", err=True)
         for line in results.failure_lines():

@@ -288,6 +288,11 @@ def _print_summary(summary: dict, out: Optional[Path]):
                      f"differs by {summary['error_vs_reference_mha']:+.2f} mHa")
     sps = summary.get("seconds_per_step")
     timing = f"{sps:.3f} s/step" if finite(sps) else "no timing (fewer than 2 steps)"
+    memory = summary.get("peak_memory_mib")
+    if memory:
+        where = (f"{memory['device']:,.0f} MiB on the devices" if memory.get("device") is not None
+                 else f"{memory['host']:,.0f} MiB resident, the whole process")
+        timing += f", peak memory {where} (at most {memory['per_walker']:.2f} MiB per walker)"
     lines.append(f"{summary['steps']} steps, {timing}, {summary['rejected_steps']} rejected")
     if summary.get("pes"):
         lines.append(_pes_table(summary["pes"]))

@@ -160,3 +160,22 @@ def walker_sharding(devices: int) -> WalkerSharding | None:
 
 __all__ = ["WALKER_AXIS", "WalkerSharding", "available_devices", "check_divides", "check_walker_counts",
            "resolve_device_count", "to_host", "walker_sharding"]
+
+
+def peak_memory() -> tuple[float, float | None]:
+    """``(host, device)`` peak memory of this process so far, in MiB: the resident set
+    (``ru_maxrss``) and the sum over local devices of jax's ``peak_bytes_in_use`` (None where the
+    backend reports none, as on CPU)."""
+    import resource
+    import sys
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    host = rss / 2**20 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
+    device = None
+    try:
+        stats = [d.memory_stats() for d in jax.local_devices()]
+        if stats and all(s and "peak_bytes_in_use" in s for s in stats):
+            device = sum(s["peak_bytes_in_use"] for s in stats) / 2**20
+    except Exception:  # noqa: BLE001 - a backend without memory statistics
+        device = None
+    return host, device

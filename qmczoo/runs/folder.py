@@ -154,16 +154,32 @@ def check_out_dir(out: Path, fresh: bool):
         raise ConfigError(f"{out} is not empty ({shown}): a new run needs a new or empty folder; choose another --out")
 
 
+class FolderBusyError(ConfigError):
+    """Another process holds the folder's lock."""
+
+
+_HELD: set[str] = set()  # lock files held with hand_down: a lock_run nested inside passes
+
+
 @contextlib.contextmanager
-def lock_run(out: str | Path):
-    """Hold an exclusive lock on run folder ``out`` (``fcntl.flock`` on ``out/.qmczoo.lock``).
+def lock_run(out: str | Path, shared: bool = False, hand_down: bool = False):
+    """Hold a lock on run folder ``out`` (``fcntl.flock`` on ``out/.qmczoo.lock``).
+
+    Exclusive by default; ``shared``: a lock that other shared holders may hold too (the shards of
+    one bench) and that keeps exclusive holders out. ``hand_down``: calls of ``lock_run`` on the same
+    folder made while this one holds it pass through (a bench cell is locked while the run inside
+    it takes its own lock); any other second lock is refused, in this process as in another.
 
     Raises:
-      ConfigError: another process holds it (the message names its pid).
+      FolderBusyError: another process holds it (the message names its pid).
     """
     import fcntl
 
     path = Path(out) / LOCK_FILE
+    key = os.path.realpath(path)
+    if key in _HELD:
+        yield
+        return
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as exc:
@@ -172,18 +188,45 @@ def lock_run(out: str | Path):
         raise ConfigError(f"cannot lock run folder {out}: {exc}") from None
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             try:
                 pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             except OSError:
                 pid = "unknown"
-            raise ConfigError(f"run folder {out} is in use by another qmczoo process (pid {pid})") from None
-        os.ftruncate(fd, 0)
+            raise FolderBusyError(f"run folder {out} is in use by another qmczoo process (pid {pid})") from None
+        if not shared:
+            os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
+        if hand_down:
+            _HELD.add(key)
+        try:
+            yield
+        finally:
+            if hand_down:
+                _HELD.discard(key)
     finally:
         os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def wait_for_lock(path: str | Path):
+    """Hold an exclusive ``flock`` on the file ``path`` (created if missing), waiting for it: the
+    short writes that the shards of one bench make into their shared folder (its table, its
+    Hartree–Fock cache) take turns."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _link_error(Path(path)) from None
+        raise ConfigError(f"cannot lock {path}: {exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def remove_run_files(out: Path, created: bool):

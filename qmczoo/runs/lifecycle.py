@@ -326,6 +326,11 @@ def _train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, c
                 + ". Lower the learning rate (--lr), pretrain (--pretrain-steps), or check the system")
         if step_times:
             extra["compile_seconds"] = step_times[0]
+            from qmczoo.engine.devices import peak_memory
+
+            host, device = peak_memory()  # after training: what a bigger molecule or batch would need
+            extra["peak_memory_mib"] = {"host": host, "device": device,
+                                        "per_walker": (device if device is not None else host) / config.batch_size}
         seconds_per_step = float(np.mean(step_times[1:])) if len(step_times) > 1 else float("nan")
 
         evaluation = None

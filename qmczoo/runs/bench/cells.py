@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import sys
 import time
 from pathlib import Path
 
 from qmczoo.runs.bench.results import COLUMNS
 from qmczoo.runs.bench.spec import _HF_FALLBACK_BASES, CELL_FILE, HF_FILE, AnsatzVariant, BenchSettings
-from qmczoo.runs.folder import lock_run, write_file
+from qmczoo.runs.folder import LOCK_FILE, FolderBusyError, lock_run, write_file
 from qmczoo.runs.resume import RESULT_FILES
 
 
@@ -53,20 +52,9 @@ def _n_params(params) -> int:
 
 
 def _memory() -> tuple[float, float | None]:
-    import resource
+    from qmczoo.engine.devices import peak_memory
 
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    rss_mib = rss / 2**20 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
-    device = None
-    try:
-        import jax
-
-        stats = jax.devices()[0].memory_stats()
-        if stats and "peak_bytes_in_use" in stats:
-            device = stats["peak_bytes_in_use"] / 2**20
-    except Exception:
-        pass
-    return rss_mib, device
+    return peak_memory()
 
 
 def _empty_row(variant: AnsatzVariant, system, seed: int, run_dir: str) -> dict:
@@ -127,9 +115,25 @@ def _finish_row(row: dict, result, log: dict, hf: dict | None, wall: float) -> d
 
 
 def _run_cell(variant: AnsatzVariant, system, seed: int, settings: BenchSettings, cell: Path, rel: str,
-              hf: dict | None, retry_failed: bool, devices: int | None = None) -> tuple[dict, str]:
-    """Train (or resume) and evaluate one cell; returns ``(row, how)`` with how in
-    done/failed/skipped/resumed. Exceptions other than KeyboardInterrupt fail the cell only."""
+              hf: dict | None, retry_failed: bool, devices: int | None = None) -> tuple[dict | None, str]:
+    """Train (or resume) and evaluate one cell, holding its folder's lock; returns ``(row, how)``
+    with how in done/failed/skipped/resumed, or ``(None, "busy")`` when another process holds the
+    cell (a shard of another split of the bench runs it). Exceptions other than KeyboardInterrupt
+    fail the cell only."""
+    try:
+        cell.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        row = _empty_row(variant, system, seed, rel)
+        row["error"] = f"cannot create the cell's folder: {exc}"[:300]
+        return row, "failed"
+    try:
+        with lock_run(cell, hand_down=True):  # the run's own lock inside passes
+            return _run_cell_locked(variant, system, seed, settings, cell, rel, hf, retry_failed, devices)
+    except FolderBusyError:
+        return None, "busy"
+
+
+def _run_cell_locked(variant, system, seed, settings, cell: Path, rel, hf, retry_failed, devices) -> tuple[dict, str]:
     from qmczoo import runs
     from qmczoo.registry import get_ansatz
 
@@ -159,7 +163,7 @@ def _run_cell(variant: AnsatzVariant, system, seed: int, settings: BenchSettings
             result = runs.train(out_dir=cell, resume=True, config=settings.train_config(seed, steps),
                                 progress=False, eval_steps=settings.eval_steps, time_budget=budget, devices=devices)
         else:
-            if cell.exists():  # stopped before its first checkpoint: start again
+            if any(p.name != LOCK_FILE for p in cell.iterdir()):  # stopped before its first checkpoint: again
                 _remove_cell(cell)
                 wall_before = 0.0
             spec = get_ansatz(variant.name, settings.preset, **{**settings.sets, **variant.options})
@@ -187,10 +191,17 @@ def _run_cell(variant: AnsatzVariant, system, seed: int, settings: BenchSettings
 
 
 def _remove_cell(cell: Path) -> None:
-    """Delete a cell's folder to run it again, holding its run lock (a ``qmczoo evaluate`` or
-    ``train --resume`` of that cell in another process is refused, not pulled from under it)."""
+    """Empty a cell's folder to run it again, holding its run lock (a ``qmczoo evaluate`` or
+    ``train --resume`` of that cell in another process is refused, not pulled from under it);
+    the lock file stays, so that the lock keeps meaning what it says."""
     with lock_run(cell):
-        shutil.rmtree(cell)
+        for path in cell.iterdir():
+            if path.name == LOCK_FILE:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
 
 def _curves(out: Path, rows: list[dict]) -> list[dict]:

@@ -185,6 +185,9 @@ class BenchResults:
             lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
             lines.append("")
         lines += [f"- {n}" for n in self.notes()]
+        if self.meta.get("shard"):
+            lines.append(f"- Run in shards (`--shard I/N`): {self.meta.get('cells', '?')} cells when shard "
+                         f"{self.meta['shard']} last wrote this table.")
         if self.meta:
             lines.append(f"- Run {self.meta.get('date', '?')} on {self.meta.get('machine', '?')}"
                          + (f": `{self.meta['command']}`" if self.meta.get("command") else "") + ".")

@@ -19,17 +19,19 @@ from qmczoo.runs.bench.spec import (
     BENCH_FILES,
     CELL_FILE,
     DEFAULT_HF_BASIS,
+    TABLE_LOCK,
     UNLIMITED_STEPS,
     BenchSettings,
     _safe,
     parse_ansatze,
     parse_duration,
     parse_seeds,
+    parse_shard,
     parse_systems,
 )
 from qmczoo.distributed import any_process, is_main_process, worker_folder
 from qmczoo.runs.checks import check_devices
-from qmczoo.runs.folder import LOCK_FILE, check_no_links, lock_run, write_file
+from qmczoo.runs.folder import LOCK_FILE, check_no_links, lock_run, wait_for_lock, write_file
 
 
 def _stored_settings(path: Path) -> dict:
@@ -67,7 +69,7 @@ def _check_folder(out: Path, settings: BenchSettings) -> bool:
                               "use another --out or the same settings")
         return True
     try:
-        present = [p.name for p in out.iterdir() if p.name != LOCK_FILE]
+        present = [p.name for p in out.iterdir() if p.name not in (LOCK_FILE, TABLE_LOCK)]
     except OSError as exc:
         raise ConfigError(f"cannot read bench folder {out}: {exc}") from None
     if present:
@@ -129,6 +131,7 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = de
               monitor_every: int | None = None, states: int = RUN_DEFAULTS["states"],
               objective: str = RUN_DEFAULTS["objective"], penalty: float = RUN_DEFAULTS["penalty"],
               retry_failed: bool = False, progress: bool = True, devices: int | None = None,
+              shard: str | tuple[int, int] | None = None,
               command: str | None = None, on_cell: Callable[[dict, str], None] | None = None) -> BenchResults:
     """Train and evaluate every (ansatz variant, system, seed) cell under one budget.
 
@@ -154,6 +157,12 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = de
       progress: a rich progress display across cells (per-cell progress bars stay off).
       devices: devices each cell spreads its walkers over (None: every device; not a setting
         of the bench: a bench continues on any number that divides the batch).
+      shard: ``"I/N"``: run only the cells ``k`` (0-based, in the bench's order) with ``k % N == I``,
+        so that N jobs (a scheduler's job array, or Ray tasks) share one bench folder. The shards
+        hold the folder's lock together (an unsharded bench in it is refused, and the other way
+        round), each cell is locked while it runs (a cell another process is running is left to
+        it), and each shard writes the table of every cell finished so far, by any shard: the last
+        one to finish writes the whole table. None: every cell, holding the folder alone.
       command: the command line, recorded in results.md.
       on_cell: ``on_cell(row, how)`` after each cell (how: done, resumed, skipped, failed).
 
@@ -161,6 +170,7 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = de
       :class:`BenchResults`; the same data is in ``out_dir/results.{json,csv,md}``.
     """
     budget = parse_duration(time_budget)
+    shard = parse_shard(shard)
     if steps is None:
         steps = RUN_DEFAULTS["steps"] if budget is None else UNLIMITED_STEPS
     if int(steps) < 1:
@@ -190,20 +200,20 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = de
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"cannot create bench folder {out}: {exc}") from None
-        with lock_run(out):  # a second bench (or a run) in this folder is refused while this one runs
+        # a second bench (or a run) in this folder is refused while this one runs; shards share it
+        with lock_run(out, shared=shard is not None):
             return _run_locked(out, variants, system_list, seed_list, settings, progress=progress, command=command,
-                               devices=devices,
-                               retry_failed=retry_failed, on_cell=on_cell)
+                               devices=devices, shard=shard, retry_failed=retry_failed, on_cell=on_cell)
 
 
 def _run_locked(out: Path, variants, system_list, seed_list, settings: BenchSettings, *, progress: bool,
-                devices: int | None = None,
+                devices: int | None = None, shard: tuple[int, int] | None = None,
                 command: str | None, retry_failed: bool, on_cell) -> BenchResults:
     """The body of :func:`run_bench`, with its settings checked and its folder locked."""
     from qmczoo import __version__
 
     hf_basis = settings.hf_basis
-    new = not _check_folder(out, settings)  # again, now that no one else can write here
+    table = out / TABLE_LOCK  # the shards of this bench take turns at bench.yaml, the HF cache and the table
 
     labels: dict[str, str] = {}
     for v in variants:
@@ -218,14 +228,32 @@ def _run_locked(out: Path, variants, system_list, seed_list, settings: BenchSett
             folder += "_"
         sys_folders[s.name] = folder
     cells = [(v, s, seed) for _, s in system_list for v in variants for seed in seed_list]
-    _check_markers(out, [f"cells/{labels[v.label]}/{sys_folders[s.name]}/seed{seed}" for v, s, seed in cells])
-    if new:
-        write_file(out / BENCH_FILE, yaml.safe_dump({"qmczoo_version": __version__, "settings": settings.to_dict()},
-                                                    sort_keys=False))
+    rels = [f"cells/{labels[v.label]}/{sys_folders[s.name]}/seed{seed}" for v, s, seed in cells]
+    _check_markers(out, rels)
+    with wait_for_lock(table):
+        if not _check_folder(out, settings):  # again, now that no one else can write here
+            write_file(out / BENCH_FILE, yaml.safe_dump({"qmczoo_version": __version__,
+                                                         "settings": settings.to_dict()}, sort_keys=False))
+    mine = [k for k in range(len(cells)) if shard is None or k % shard[1] == shard[0]]
 
     meta = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "machine": machine_description(), "command": command or ""}
+    if shard is not None:
+        meta["shard"] = f"{shard[0]}/{shard[1]}"
     results = BenchResults(rows=[], settings=settings.to_dict(), out_dir=out, meta=meta)
+    done: dict[int, dict] = {}  # cell index -> row, of the cells this process ran or skipped
+
+    def write_table():
+        """results.* of every finished cell: this process's, and (sharded) the other shards' markers."""
+        with wait_for_lock(table):
+            known = dict(done)
+            if shard is not None:
+                known.update({k: row for k in range(len(cells)) if k not in known
+                              for row in [_finished_row(out / rels[k])] if row is not None})
+            results.rows = [known[k] for k in sorted(known)]
+            if shard is not None:
+                results.meta["cells"] = f"{len(known)} of {len(cells)} finished"
+            results.write()
 
     from contextlib import nullcontext
 
@@ -236,35 +264,52 @@ def _run_locked(out: Path, variants, system_list, seed_list, settings: BenchSett
         display = Progress(TextColumn("[bold]bench"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                            TextColumn("{task.description}"), refresh_per_second=2)
     with display as bar:
-        task = bar.add_task("Hartree–Fock energies", total=len(cells)) if progress else None
-        hf = hartree_fock_energies([s for _, s in system_list], hf_basis, out)
+        task = bar.add_task("Hartree–Fock energies", total=len(mine)) if progress else None
+        with wait_for_lock(table):  # one shard computes them, the others read its cache
+            hf = hartree_fock_energies([s for _, s in system_list], hf_basis, out)
         warn_symmetry(variants, [s for _, s in system_list], settings, bar.console if progress else None)
-        for variant, system, seed in cells:
-            rel = f"cells/{labels[variant.label]}/{sys_folders[system.name]}/seed{seed}"
+        for k in mine:
+            variant, system, seed = cells[k]
             if progress:
                 bar.update(task, description=f"{variant.label} | {system.name} | seed {seed}")
-            row, how = _run_cell(variant, system, seed, settings, out / rel, rel, hf.get(system.name),
+            row, how = _run_cell(variant, system, seed, settings, out / rels[k], rels[k], hf.get(system.name),
                                  retry_failed, devices=devices)
-            results.rows.append(row)
-            results.write()
+            if row is not None:  # None: another process is running the cell (a shard of another split)
+                done[k] = row
+                write_table()
             if progress:
                 bar.advance(task)
-                bar.console.print(_cell_line(row, how))
-            if on_cell is not None:
+                bar.console.print(_cell_line(row, how) if row is not None else
+                                  f"[yellow]… {variant.label} | {system.name} | seed {seed}: running in "
+                                  "another process, left to it[/yellow]")
+            if on_cell is not None and row is not None:
                 on_cell(row, how)
+        write_table()
         if progress:
             bar.update(task, description="convergence plot")
         try:
             from qmczoo.runs.plotting import plot_bench
 
             refs = {s.name: s.reference_energy for _, s in system_list}
-            plot_bench(_curves(out, results.rows), out / "convergence.png", references=refs)
+            with wait_for_lock(table):
+                plot_bench(_curves(out, results.rows), out / "convergence.png", references=refs)
         except Exception as exc:  # the table matters more than the picture
             results.meta["plot_error"] = f"{type(exc).__name__}: {exc}"
-            results.write()
+            write_table()
         if progress:
             bar.update(task, description="done")
     return results
+
+
+def _finished_row(cell: Path) -> dict | None:
+    """The row of a cell another shard finished (its ``bench_cell.json``: ok or failed), else None."""
+    try:
+        data = json.loads((cell / CELL_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return None  # not finished (or being written: the next table has it)
+    if isinstance(data, dict) and data.get("status") in ("ok", "failed") and isinstance(data.get("row"), dict):
+        return data["row"]
+    return None
 
 
 def _cell_line(row: dict, how: str) -> str:

@@ -23,8 +23,9 @@ BENCH_FILE = "bench.yaml"
 CELL_FILE = "bench_cell.json"
 HF_FILE = "hartree_fock.json"
 _WRITTEN = (BENCH_FILE, HF_FILE, "results.csv", "results.json", "results.md", "convergence.png")
+TABLE_LOCK = ".qmczoo-table.lock"  # the shards of a bench take turns writing its table (runs.folder.wait_for_lock)
 #: every file a bench writes into its folder (and their temporary files), besides the lock
-BENCH_FILES = (*_WRITTEN, *(name + ".tmp" for name in _WRITTEN), ".qmczoo.lock")
+BENCH_FILES = (*_WRITTEN, *(name + ".tmp" for name in _WRITTEN), ".qmczoo.lock", TABLE_LOCK)
 DEFAULT_HF_BASIS = defaults.BENCH_HF_BASIS
 _HF_FALLBACK_BASES = ("cc-pvqz", "cc-pvtz")
 UNLIMITED_STEPS = 1_000_000  # the step cap when only a time budget is given
@@ -169,6 +170,22 @@ def parse_seeds(spec: str | int | Sequence[int]) -> list[int]:
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds must name distinct seeds, got {spec!r}")
     return seeds
+
+
+def parse_shard(spec: str | Sequence[int] | None) -> tuple[int, int] | None:
+    """``"1/4"`` / ``(1, 4)`` -> ``(1, 4)``: this process runs the cells ``k`` with ``k % 4 == 1``
+    (cells in the bench's order, 0-based); None: every cell."""
+    if spec is None:
+        return None
+    try:
+        i, n = (str(spec).split("/") if isinstance(spec, str) else list(spec))
+        i, n = int(str(i).strip()), int(str(n).strip())
+    except (ValueError, TypeError):
+        raise ConfigError(f"--shard expects I/N (this job's index from 0 and the number of jobs), e.g. 0/4, "
+                          f"got {spec!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise ConfigError(f"--shard I/N needs N >= 1 and 0 <= I < N (the index counts from 0), got {spec!r}")
+    return i, n
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(hours?|hr|h|minutes?|min|m|seconds?|sec|s)?", re.I)
