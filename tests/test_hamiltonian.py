@@ -222,4 +222,4 @@ def test_default_chunk_size():
 
     assert default_chunk_size(4) == 32  # LiH, Be
     assert default_chunk_size(1) == 512 and default_chunk_size(2) == 128
-    assert default_chunk_size(10) == 4 and default_chunk_size(30) == 1
+    assert default_chunk_size(6) == 16 and default_chunk_size(10) == 16 and default_chunk_size(30) == 16  # at least 16
