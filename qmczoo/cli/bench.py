@@ -62,6 +62,9 @@ def bench(
                                         help="I/N: run only the cells k with k % N == I (cells counted from 0), "
                                              "so that N jobs (a job array) fill one bench folder together; "
                                              "the last to finish writes the whole table."),
+    ray_tasks: Optional[int] = typer.Option(None, "--ray-tasks", show_default=False,
+                                            help="Spread the cells over this many Ray tasks (shards), on a local "
+                                                 "Ray instance or the cluster at RAY_ADDRESS (needs the ray extra)."),
     distributed: bool = DISTRIBUTED,
     coordinator: Optional[str] = COORDINATOR,
     num_processes: Optional[int] = NUM_PROCESSES,
@@ -75,6 +78,7 @@ def bench(
     """
     _quiet_jax()
     _join_distributed(distributed, coordinator, num_processes, process_id)
+    import functools
     import shlex
     import sys
 
@@ -88,13 +92,21 @@ def bench(
 
     parse_duration(time_budget)  # a bad budget or shard fails before anything is imported or computed
     parse_shard(shard)
+    if ray_tasks is not None and (shard is not None or distributed):
+        raise ConfigError("--ray-tasks makes the shards itself: leave out --shard and --distributed")
     from qmczoo.runs.bench.spec import suite_defaults
 
     chosen = suite_defaults(suite)
     ansatz = list(ansatz) if ansatz else [chosen["ansatze"]]
     system = list(system) if system else [chosen["systems"]]
     try:
-        results = run_bench(list(ansatz), list(system), out_dir=out, preset=preset, steps=steps,
+        if ray_tasks is not None:
+            from qmczoo.runs.bench.ray_tasks import run_bench_on_ray
+
+            run, options = functools.partial(run_bench_on_ray, tasks=ray_tasks), {}  # tasks: no display
+        else:
+            run, options = run_bench, {"progress": progress, "shard": shard}
+        results = run(list(ansatz), list(system), out_dir=out, preset=preset, steps=steps,
                             time_budget=time_budget, seeds=seeds, sets=parse_overrides(set_), batch_size=batch_size,
                             pretrain_steps=pretrain_steps, eval_steps=eval_steps, optimizer=optimizer,
                             learning_rate=lr, mcmc_steps=mcmc_steps, burn_in=burn_in, laplacian=laplacian,
@@ -102,7 +114,7 @@ def bench(
                             hf_basis=None if hf_basis.lower() == "none" else hf_basis,
                             monitor_walkers=monitor_walkers, monitor_every=monitor_every, states=states,
                             objective=objective, penalty=penalty, retry_failed=retry_failed,
-                            progress=progress, devices=devices, shard=shard, command=("qmczoo bench " + shlex.join(sys.argv[2:]))
+                            **options, devices=devices, command=("qmczoo bench " + shlex.join(sys.argv[2:]))
                             if sys.argv[1:2] == ["bench"] else None)
     except KeyboardInterrupt:
         typer.echo("interrupted: finished cells and checkpoints are kept; run the same command again to continue",

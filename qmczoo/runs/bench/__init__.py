@@ -26,6 +26,7 @@ module              job
 ``cells``           one cell: train (or resume) and evaluate a run folder, make its row
 ``results``         the rows, the tables (markdown, rich, csv, json) and their notes
 ``runner``          :func:`run_bench`: the folder, the cells in turn, the plot
+``ray_tasks``       :func:`run_bench_on_ray`: the shards of a bench as Ray tasks (optional)
 ==================  ==============================================================
 """
 
