@@ -9,10 +9,7 @@ import pytest
 from qmczoo.errors import ConfigError
 from qmczoo.runs.bench.ray_tasks import run_bench_on_ray
 from qmczoo.runs.bench.spec import CELL_FILE
-
-TINY = dict(preset="tiny", steps=5, pretrain_steps=0, batch_size=16, eval_steps=5, burn_in=10, mcmc_steps=5,
-            checkpoint_every=2, hf_basis="cc-pvdz", optimizer="adam", monitor_walkers=0)
-
+from test_bench import ARGS, TINY
 
 def test_without_ray_it_says_how_to_install_it(tmp_path, monkeypatch):
     import builtins
@@ -70,10 +67,7 @@ def test_the_cli_runs_a_bench_as_ray_tasks(tmp_path, monkeypatch):
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        args = ["--preset", "tiny", "--steps", "5", "--pretrain-steps", "0", "--batch-size", "16", "--eval-steps", "5",
-                "--burn-in", "10", "--mcmc-steps", "5", "--checkpoint-every", "2", "--hf-basis", "cc-pvdz",
-                "--optimizer", "adam", "--monitor-walkers", "0"]
-        result = CliRunner().invoke(app, ["bench", "--ansatz", "ferminet", "--system", "H2", *args, "--ray-tasks", "2",
+        result = CliRunner().invoke(app, ["bench", "--ansatz", "ferminet", "--system", "H2", *ARGS, "--ray-tasks", "2",
                                           "--out", str(tmp_path / "b")])
     finally:
         ray.shutdown()

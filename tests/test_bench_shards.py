@@ -15,22 +15,12 @@ from qmczoo.cli import app
 from qmczoo.errors import ConfigError
 from qmczoo.runs import bench
 from qmczoo.runs.bench.spec import CELL_FILE, parse_shard
+from test_bench import ARGS as BENCH_ARGS
+from test_bench import TINY, _one_error_line
 
 runner = CliRunner()
 
-TINY = dict(preset="tiny", steps=5, pretrain_steps=0, batch_size=16, eval_steps=5, burn_in=10, mcmc_steps=5,
-            checkpoint_every=2, hf_basis="cc-pvdz", optimizer="adam", monitor_walkers=0)
-ARGS = ["--ansatz", "ferminet", "--system", "H2", "--preset", "tiny", "--steps", "5", "--pretrain-steps", "0",
-        "--batch-size", "16", "--eval-steps", "5", "--burn-in", "10", "--mcmc-steps", "5", "--checkpoint-every", "2",
-        "--hf-basis", "cc-pvdz", "--optimizer", "adam", "--monitor-walkers", "0"]
-
-
-def _one_error_line(result):
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.strip().splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.output
-    return lines[0]
+ARGS = ["--ansatz", "ferminet", "--system", "H2", *BENCH_ARGS]
 
 
 def test_parse_shard():

@@ -51,12 +51,6 @@ def _n_params(params) -> int:
     return int(sum(getattr(x, "size", 1) for x in jax.tree.leaves(params)))
 
 
-def _memory() -> tuple[float, float | None]:
-    from qmczoo.engine.devices import peak_memory
-
-    return peak_memory()
-
-
 def _empty_row(variant: AnsatzVariant, system, seed: int, run_dir: str) -> dict:
     row = dict.fromkeys(COLUMNS)
     row.update(ansatz=variant.label, ansatz_name=variant.name, system=system.name, seed=seed, status="failed",
@@ -184,24 +178,26 @@ def _run_cell_locked(variant, system, seed, settings, cell: Path, rel, hf, retry
         row["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
         row["wall_seconds"] = wall_before + time.perf_counter() - start
         how = "failed"
-    row["peak_rss_mib"], row["device_peak_mib"] = _memory()
+    from qmczoo.engine.devices import peak_memory  # jax: imported when a cell has run, not with the CLI
+
+    row["peak_rss_mib"], row["device_peak_mib"] = peak_memory()
     cell.mkdir(parents=True, exist_ok=True)
     write_file(marker, json.dumps({"status": row["status"], "row": row}, indent=2))
     return row, how
 
 
 def _remove_cell(cell: Path) -> None:
-    """Empty a cell's folder to run it again, holding its run lock (a ``qmczoo evaluate`` or
-    ``train --resume`` of that cell in another process is refused, not pulled from under it);
-    the lock file stays, so that the lock keeps meaning what it says."""
-    with lock_run(cell):
-        for path in cell.iterdir():
-            if path.name == LOCK_FILE:
-                continue
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
+    """Empty a cell's folder to run it again. Called by :func:`_run_cell_locked`, which holds the
+    cell's lock (a ``qmczoo evaluate`` or ``train --resume`` of that cell in another process is
+    refused, not pulled from under it); the lock file stays, so that the lock keeps meaning what
+    it says."""
+    for path in cell.iterdir():
+        if path.name == LOCK_FILE:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def _curves(out: Path, rows: list[dict]) -> list[dict]:
