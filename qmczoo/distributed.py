@@ -128,8 +128,11 @@ def fields_from_main(obj, names: tuple[str, ...]):
 def worker_folder(out: Path | None, ignore: tuple[str, ...] = ()):
     """The folder this process writes a run (or bench) into: ``out`` itself in the main process
     (or with one process); elsewhere a scratch copy of ``out`` (its whole tree, less the files
-    named in ``ignore``; empty if ``out`` does not exist), deleted on exit."""
+    named in ``ignore``; empty if ``out`` does not exist), deleted on exit. With several
+    processes every process waits here until all hold their folder, so that process 0 writes
+    into ``out`` only once every copy is taken."""
     if out is None or is_main_process():
+        any_process()
         yield out
         return
     scratch = Path(tempfile.mkdtemp(prefix="qmczoo-process-"))
@@ -137,6 +140,7 @@ def worker_folder(out: Path | None, ignore: tuple[str, ...] = ()):
         folder = scratch / "run"
         if Path(out).is_dir():
             shutil.copytree(out, folder, symlinks=True, ignore=shutil.ignore_patterns(*ignore))
+        any_process()
         yield folder
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -16,7 +16,7 @@ from qmczoo.errors import ConfigError
 from qmczoo.runs import checkpoint
 from qmczoo.runs.checks import (check_devices, check_resources, check_serves_geometries, out_of_memory,
                                 resolve_geometries)
-from qmczoo.distributed import any_process, is_main_process, process_count, worker_folder
+from qmczoo.distributed import is_main_process, process_count, worker_folder
 from qmczoo.runs.folder import CHECKPOINT, LOCK_FILE, check_out_dir, lock_run, write_json
 from qmczoo.runs.progress import Progress
 from qmczoo.runs.run_config import load_run_config, load_run_geometries
@@ -45,7 +45,6 @@ def evaluate_run(out_dir: str | Path, steps: int = defaults.EVALUATE_STEPS, *, b
         return _evaluate_in(out_dir, steps, **args)
     out = Path(out_dir)  # several processes: process 0 writes the folder, the others a copy of it
     with worker_folder(out, ignore=(LOCK_FILE,)) as folder:
-        any_process()
         args["progress"] = progress and is_main_process()
         return _evaluate_in(folder, steps, **args)
 

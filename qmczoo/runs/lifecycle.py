@@ -126,7 +126,6 @@ def train(system=defaults.SYSTEM, ansatz: str | AnsatzSpec = defaults.ANSATZ, co
         return _train_in(system, ansatz, config, out_dir, **args)
     out = Path(out_dir)
     with worker_folder(out, ignore=(LOCK_FILE,)) as folder:
-        any_process()  # every process holds its copies before process 0 writes into the folder
         args["progress"] = progress and is_main_process()
         return _train_in(system, ansatz, config, folder, **args)
 

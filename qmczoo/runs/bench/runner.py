@@ -29,7 +29,7 @@ from qmczoo.runs.bench.spec import (
     parse_shard,
     parse_systems,
 )
-from qmczoo.distributed import any_process, is_main_process, worker_folder
+from qmczoo.distributed import is_main_process, worker_folder
 from qmczoo.runs.checks import check_devices
 from qmczoo.runs.folder import LOCK_FILE, check_no_links, lock_run, wait_for_lock, write_file
 
@@ -194,7 +194,6 @@ def run_bench(ansatze: str | Sequence[str] = "all", systems: str | Sequence = de
     _check_folder(out, settings)
     # several processes (qmczoo.distributed): process 0 writes the bench folder, the others a copy of it
     with worker_folder(out, ignore=(LOCK_FILE,)) as out:
-        any_process()  # every process holds its copy before process 0 writes
         progress = progress and is_main_process()
         try:
             out.mkdir(parents=True, exist_ok=True)
