@@ -48,6 +48,8 @@ def main():
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--pretrain", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--learning-rate", type=float, default=None, help="KFAC's initial rate (default: TrainConfig's)")
+    ap.add_argument("--norm-constraint", type=float, default=None, help="KFAC's norm constraint (default: TrainConfig's)")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--all-electron-steps", type=int, default=0)
     ap.add_argument("--speed", type=int, default=0,
@@ -68,13 +70,16 @@ def main():
 
     system = get_system(f"{args.atom}_ccECP")
     spec = get_ansatz("ferminet", preset=args.preset)
-    config = TrainConfig(steps=10**9, batch_size=args.batch, pretrain_steps=args.pretrain, seed=args.seed)
+    tuned = {k: v for k, v in (("learning_rate", args.learning_rate), ("norm_constraint", args.norm_constraint))
+             if v is not None}
+    config = TrainConfig(steps=10**9, batch_size=args.batch, pretrain_steps=args.pretrain, seed=args.seed, **tuned)
     start = time.perf_counter()
     vmc = VMC(system, spec.build(system), config)
     state = vmc.initial_state(optimizer=config.pretrain_steps == 0)
     state, _ = vmc.pretrain(state)
     state = vmc.burn_in(state)
-    print(f"{system.describe()}; reference {system.reference_energy} Ha; pretraining and burn-in "
+    print(f"{system.describe()}; reference {system.reference_energy} Ha; learning rate {config.learning_rate}, "
+          f"norm constraint {config.norm_constraint}; pretraining and burn-in "
           f"{time.perf_counter() - start:.0f} s", flush=True)
     snapshots, step_times, next_eval = [], [], args.eval_every
     while True:

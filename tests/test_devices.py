@@ -51,15 +51,10 @@ def test_kfac_steps_on_two_devices_equal_one_device_and_resume_on_one(two_device
 
 
 @pytest.mark.slow
-def test_adam_run_on_one_device_resumes_on_two_to_the_same_energies(two_devices):
-    _same_run(two_devices["adam"], 1, 2)
-
-
-@pytest.mark.slow
-def test_a_pes_scan_whose_geometries_do_not_divide_the_devices_runs_on_two(two_devices):
-    """PESNet over three H2 geometries, 18 walkers on two devices (a geometry's group straddles
-    both devices): the one-device energies."""
-    _same_run(two_devices["pes"], 2, 2)
+def test_a_pes_scan_on_one_device_resumes_on_two_whose_geometries_do_not_divide_them(two_devices):
+    """PESNet over three H2 geometries with Adam, 18 walkers: one step on one device, resumed on
+    two (a geometry's group straddles both devices): the one-device energies."""
+    _same_run(two_devices["pes"], 1, 2)
 
 
 @pytest.mark.slow

@@ -397,9 +397,9 @@ def test_every_ansatz_of_the_zoo_gives_a_finite_valence_only_local_energy(name):
     wf = get_ansatz(name, preset="tiny").build(system)
     R = jnp.asarray(system.positions)
     r = jnp.asarray([[[0.9, 0.3, -0.4], [-0.6, 1.1, 0.5], [0.2, -1.3, 0.8], [-0.7, -0.5, -1.2]]])
-    params = wf.init(jax.random.PRNGKey(0), r[0], R)
-    e_l = make_batch_local_energy(wf, system.effective_charges, "folx",
-                                  pseudopotential=PseudopotentialTerms.from_system(system))
+    params = jax.jit(wf.init)(jax.random.PRNGKey(0), r[0], R)
+    e_l = jax.jit(make_batch_local_energy(wf, system.effective_charges, "folx",
+                                          pseudopotential=PseudopotentialTerms.from_system(system)))
     assert np.all(np.isfinite(np.asarray(e_l(params, r, R, jax.random.PRNGKey(1)))))
 
 

@@ -93,32 +93,33 @@ def _assert_same_geometry_logs(run, ref):
 @pytest.mark.slow
 def test_sigkill_at_any_moment_of_a_pes_run_with_pretraining_resumes_to_the_same_energies(tmp_path):
     """A PES run with pretraining killed at every kind of moment resumes to the uninterrupted
-    run's energies, per step and per geometry, to 1e-10 (float64, one BLAS/OpenMP thread):
-    half-way through writing a checkpoint (the half-written file never replaces the good one),
-    between writing the next checkpoint and renaming it (on resume), and during pretraining,
-    before its first checkpoint (it starts again). One run covers the single-geometry path too:
-    the checkpoint and the resume are the same code."""
-    ref, run, early = tmp_path / "ref", tmp_path / "run", tmp_path / "early"
+    run's energies, per step and per geometry, to 1e-10 (float64, one BLAS/OpenMP thread): during
+    setup or pretraining, before or just after its first checkpoint (it starts again, or from that
+    checkpoint); half-way through writing a later checkpoint (the half-written file never replaces
+    the good one); between writing the next checkpoint and renaming it (on resume). One chain of
+    processes on one run folder; one run covers the single-geometry path too: the checkpoint and
+    the resume are the same code."""
+    ref, run = tmp_path / "ref", tmp_path / "run"
     _qmczoo(tmp_path, [*PES_ARGS, "--out", str(ref)])
     assert list(runs.read_log(ref)["step"]) == [1, 2, 3, 4, 5, 6]
 
-    # 1. killed half-way through writing the third checkpoint (steps 0, 2, then 4)
-    _qmczoo(tmp_path, [*PES_ARGS, "--out", str(run)], kill="checkpoint-partial:3", expect_killed=True)
-    assert _checkpoint_step(run) == 2
+    # 1. killed from outside as soon as the run folder exists
+    _kill_once_started(tmp_path, [*PES_ARGS, "--out", str(run)], run)
+    early = _checkpoint_step(run)
+    assert early in (None, 0)
+    # 2. resumed (from the start, or from step 0), then killed half-way through writing its third
+    #    checkpoint: steps 0, 2, 4 when it starts again; 2, 4, 6 after the step-0 checkpoint
+    _qmczoo(tmp_path, ["--resume", str(run)], kill="checkpoint-partial:3", expect_killed=True)
+    good = 2 if early is None else 4
+    assert _checkpoint_step(run) == good
     assert (run / (runs.CHECKPOINT + ".tmp")).exists()
-    # 2. resumed, then killed after the next checkpoint is fully written but before its rename
+    # 3. resumed, then killed after the next checkpoint is fully written but before its rename
     _qmczoo(tmp_path, ["--resume", str(run)], kill="checkpoint-before-rename:1", expect_killed=True)
-    assert _checkpoint_step(run) == 2
-    # 3. resumed to the end
+    assert _checkpoint_step(run) == good
+    # 4. resumed to the end
     _qmczoo(tmp_path, ["--resume", str(run)])
     _assert_same_energies(run, ref)
     _assert_same_geometry_logs(run, ref)
-
-    _kill_once_started(tmp_path, [*PES_ARGS, "--out", str(early)], early)
-    assert _checkpoint_step(early) in (None, 0)
-    _qmczoo(tmp_path, ["--resume", str(early)])
-    _assert_same_energies(early, ref)
-    _assert_same_geometry_logs(early, ref)
 
 
 def test_kfac_stop_after_rejections_checkpoints_the_last_good_state_and_resumes(tmp_path, monkeypatch):
