@@ -18,7 +18,7 @@ import tempfile
 # change how much the machine code is optimised, not what it computes (no fast-math). Set before
 # jax starts its backend, and inherited by the xdist workers and by every subprocess a test starts,
 # so that runs compared across processes are compiled alike. An XLA_FLAGS of your own that names
-# either option wins.
+# either option wins. XLA aborts on a flag it does not know: check both when jax is upgraded.
 _XLA_TEST_FLAGS = {"--xla_backend_optimization_level": "0", "--xla_cpu_use_fusion_emitters": "false"}
 _flags = os.environ.get("XLA_FLAGS", "")
 os.environ["XLA_FLAGS"] = " ".join([_flags] + [f"{k}={v}" for k, v in _XLA_TEST_FLAGS.items() if k not in _flags]).strip()
