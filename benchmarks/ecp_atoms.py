@@ -78,7 +78,7 @@ def main():
     state = vmc.initial_state(optimizer=config.pretrain_steps == 0)
     state, _ = vmc.pretrain(state)
     state = vmc.burn_in(state)
-    print(f"{system.describe()}; reference {system.reference_energy} Ha; learning rate {config.learning_rate}, "
+    print(f"{system.describe()}; reference {system.reference_energy} Ha; learning rate {config.lr}, "
           f"norm constraint {config.norm_constraint}; pretraining and burn-in "
           f"{time.perf_counter() - start:.0f} s", flush=True)
     snapshots, step_times, next_eval = [], [], args.eval_every

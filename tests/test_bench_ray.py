@@ -9,7 +9,8 @@ import pytest
 from qmczoo.errors import ConfigError
 from qmczoo.runs.bench.ray_tasks import run_bench_on_ray
 from qmczoo.runs.bench.spec import CELL_FILE
-from test_bench import ARGS, TINY
+from test_bench import ARGS, TINY, _one_error_line
+
 
 def test_without_ray_it_says_how_to_install_it(tmp_path, monkeypatch):
     import builtins
@@ -52,9 +53,7 @@ def test_ray_tasks_with_a_shard_is_one_error_line(tmp_path):
 
     result = CliRunner().invoke(app, ["bench", "--ansatz", "ferminet", "--system", "H2", "--ray-tasks", "2",
                                       "--shard", "0/2", "--out", str(tmp_path / "b")])
-    assert result.exit_code == 2 and "Traceback" not in result.output
-    assert [line for line in result.output.splitlines() if line.startswith("error:")] == [
-        "error: --ray-tasks makes the shards itself: leave out --shard and --distributed"]
+    assert _one_error_line(result) == "error: --ray-tasks makes the shards itself: leave out --shard and --distributed"
     assert not (tmp_path / "b").exists()
 
 

@@ -78,7 +78,6 @@ def bench(
     """
     _quiet_jax()
     _join_distributed(distributed, coordinator, num_processes, process_id)
-    import functools
     import shlex
     import sys
 
@@ -103,7 +102,7 @@ def bench(
         if ray_tasks is not None:
             from qmczoo.runs.bench.ray_tasks import run_bench_on_ray
 
-            run, options = functools.partial(run_bench_on_ray, tasks=ray_tasks), {}  # tasks: no display
+            run, options = run_bench_on_ray, {"tasks": ray_tasks}  # tasks: no display
         else:
             run, options = run_bench, {"progress": progress, "shard": shard}
         results = run(list(ansatz), list(system), out_dir=out, preset=preset, steps=steps,
